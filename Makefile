@@ -1,0 +1,43 @@
+# Two commands on a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PLUGINS := $(wildcard plugins/*/pyproject.toml)
+PLUGIN_DIRS := $(patsubst %/pyproject.toml,%,$(PLUGINS))
+STAMP := $(VENV)/.installed
+
+.PHONY: install run test lint typecheck bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(BIN)/uv: $(BIN)/python
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv
+
+# Host and every plugin, editable, with their test extras.
+$(STAMP): $(BIN)/uv pyproject.toml $(PLUGINS)
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -e '.[test,dev]' \
+		$(foreach p,$(PLUGIN_DIRS),-e '$(p)[test]')
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: install
+	$(BIN)/modelmux serve
+
+# pytest exit code 5 (nothing collected) is a failure here, as it should be.
+test: install
+	$(BIN)/python -m pytest -q
+
+lint: install
+	$(BIN)/ruff check modelmux plugins tests
+	$(BIN)/ruff format --check modelmux plugins tests
+
+typecheck: install
+	$(BIN)/mypy modelmux $(foreach p,$(PLUGIN_DIRS),$(p)/src 2>/dev/null)
+
+bench: install
+	$(BIN)/python bench/run.py --gateway
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,134 @@
+"""The ASGI application: FastAPI routes behind one pure-ASGI middleware.
+
+Read top-down: ``create_app`` wires the routes (``modelmux.routes``), the error
+handlers that make every failure an OpenAI-shaped error, and the lifespan that
+opens and closes the ``Gateway`` (providers, stores, the pooled upstream client).
+Requests then go route -> ``Router`` -> ``Provider`` -> translation.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from loguru import logger
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp
+
+from modelmux import __version__, metrics
+from modelmux.config import SECRET_KEYS, Config, load_config, redact
+from modelmux.errors import InvalidRequestError, ModelMuxError, error_for_status
+from modelmux.gateway import Gateway, key_id
+from modelmux.logs import add_secrets, setup_logging
+from modelmux.middleware import GatewayMiddleware
+from modelmux.plugins import Plugins, load_plugins
+from modelmux.routes import chat, health, models
+
+ROUTERS = (chat.router, models.router, health.router)
+
+
+def error_response(exc: ModelMuxError) -> Response:
+    metrics.ERRORS.labels(exc.code or exc.error_type).inc()
+    return Response(
+        exc.to_json(),
+        status_code=exc.status_code,
+        media_type="application/json",
+        headers=exc.headers,
+    )
+
+
+async def _modelmux_error(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ModelMuxError)
+    if exc.status_code >= 500:
+        logger.warning("{}: {}", type(exc).__name__, exc.message)
+    return error_response(exc)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 404:
+        msg = (
+            f"Unknown path: {request.method} {request.url.path}. ModelMux serves /v1/chat/completions, "
+            "/v1/responses, /v1/models, /health and /metrics."
+        )
+    elif exc.status_code == 405:
+        msg = f"Method {request.method} is not allowed on {request.url.path}."
+    else:
+        msg = str(exc.detail)
+    return error_response(error_for_status(exc.status_code, msg, headers=dict(exc.headers or {})))
+
+
+async def _validation_error(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
+    param = ".".join(str(p) for p in first["loc"] if p not in ("body", "query", "path"))
+    return error_response(InvalidRequestError(f"Invalid value for '{param}': {first['msg']}", param=param or None))
+
+
+async def _unexpected(_: Request, exc: Exception) -> Response:
+    logger.opt(exception=exc).error("unhandled error: {}", exc)
+    return error_response(ModelMuxError("The server had an error while processing your request."))
+
+
+def create_app(config: Config, plugins: Plugins) -> ASGIApp:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        gw = Gateway(config, plugins)
+        await gw.start()
+        app.state.gateway = gw
+        _startup_log(gw)
+        try:
+            yield
+        finally:
+            await gw.aclose()
+
+    app = FastAPI(
+        title="ModelMux",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    for router in ROUTERS:
+        app.include_router(router)
+    app.add_exception_handler(ModelMuxError, _modelmux_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(Exception, _unexpected)
+    api_keys = {k: key_id(k) for k in config.server.api_keys if k}
+    return GatewayMiddleware(app, api_keys=api_keys, max_request_bytes=config.server.max_request_bytes)
+
+
+def _startup_log(gw: Gateway) -> None:
+    cfg = gw.config
+    if cfg.path is None:
+        logger.info("no configuration file found; serving the echo provider only (model 'echo')")
+    else:
+        logger.info("configuration: {}", cfg.path)
+    for name, settings in cfg.providers.items():
+        logger.info("provider {}: {}", name, redact(settings.model_dump()))
+    logger.info("models: {}", ", ".join(sorted(cfg.settings.models)) or "(none)")
+    for name, err in gw.plugins.errors.items():
+        logger.error("plugin {} is not loaded: {}", name, err)
+    if not cfg.server.api_keys and cfg.server.host not in ("127.0.0.1", "localhost", "::1"):
+        logger.warning(
+            "server.api_keys is empty and the server listens on {}: anyone who reaches it can use it",
+            cfg.server.host,
+        )
+
+
+def create_app_from_env() -> ASGIApp:
+    """The uvicorn factory (``modelmux serve``): configuration from ``MODELMUX_CONFIG_FILE`` and env."""
+    plugins = load_plugins()
+    config = load_config(os.environ.get("MODELMUX_CONFIG_FILE") or None, plugins.registry)
+    setup_logging(config.server.log_level, config.server.log_format)
+    add_secrets(config.server.api_keys)
+    add_secrets(
+        [str(v) for p in config.providers.values() for k, v in p.model_dump().items() if SECRET_KEYS.search(k) and v]
+    )
+    return create_app(config, plugins)

@@ -1,0 +1,318 @@
+"""The ``modelmux`` command line (click + rich). Plugins add commands via ``register_commands``."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+import tomli_w
+from rich.console import Console
+from rich.prompt import Prompt
+from rich.table import Table
+
+from modelmux import __version__
+from modelmux.config import Config, ConfigError, load_config, redact
+from modelmux.plugins import Plugins, load_plugins
+from modelmux.provider import Check
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def _fail(message: str, code: int = 1) -> None:
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    sys.exit(code)
+
+
+def _load(config_path: str | None) -> tuple[Plugins, Config]:
+    plugins = load_plugins()
+    try:
+        return plugins, load_config(config_path, plugins.registry)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            err_console.print(f"[bold red]config error:[/] {problem}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+
+
+config_option = click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="configuration file",
+)
+
+
+class _Group(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        _add_plugin_commands(self)
+        return super().list_commands(ctx)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        cmd = super().get_command(ctx, name)
+        if cmd is None:
+            _add_plugin_commands(self)
+            cmd = super().get_command(ctx, name)
+        return cmd
+
+
+_plugin_commands_added = False
+
+
+def _add_plugin_commands(group: click.Group) -> None:
+    global _plugin_commands_added
+    if _plugin_commands_added:
+        return
+    _plugin_commands_added = True
+    load_plugins().manager.hook.register_commands(cli=group)
+
+
+@click.group(cls=_Group)
+@click.version_option(__version__, prog_name="modelmux")
+def main() -> None:
+    """ModelMux: one OpenAI-compatible endpoint in front of every model you run."""
+
+
+@main.command()
+@config_option
+@click.option("--host", default=None, help="address to listen on (server.host)")
+@click.option("--port", type=int, default=None, help="port (server.port)")
+@click.option("--workers", type=int, default=None, help="worker processes (server.workers)")
+def serve(config_path: str | None, host: str | None, port: int | None, workers: int | None) -> None:
+    """Serve the OpenAI-compatible API."""
+    import uvicorn
+
+    for key, value in (("HOST", host), ("PORT", port), ("WORKERS", workers)):
+        if value is not None:
+            os.environ[f"MODELMUX_SERVER__{key}"] = str(value)
+    _, config = _load(config_path)
+    if config.path is not None:
+        os.environ["MODELMUX_CONFIG_FILE"] = str(config.path.resolve())
+    server = config.server
+    from modelmux.logs import setup_logging
+
+    setup_logging(server.log_level, server.log_format)
+    uvicorn.run(
+        "modelmux.app:create_app_from_env",
+        factory=True,
+        host=server.host,
+        port=server.port,
+        workers=server.workers,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=30,
+    )
+
+
+@main.group("config")
+def config_group() -> None:
+    """Create, show and check the configuration."""
+
+
+@config_group.command("init")
+@click.option("--preset", default=None, help="echo, vertex, vllm, azure, bedrock, or any installed preset")
+@click.option("--non-interactive", is_flag=True, help="ask nothing; use the preset's detected defaults")
+@click.option(
+    "--output",
+    "output",
+    type=click.Path(dir_okay=False),
+    default="modelmux.toml",
+    show_default=True,
+)
+@click.option("--force", is_flag=True, help="overwrite an existing file")
+def config_init(preset: str | None, non_interactive: bool, output: str, force: bool) -> None:
+    """Write a configuration file from a preset."""
+    plugins = load_plugins()
+    presets = plugins.registry.presets
+    if preset is None:
+        if non_interactive:
+            preset = "echo"
+        else:
+            preset = Prompt.ask("Preset", choices=sorted(presets), default="echo", console=console)
+    if preset not in presets:
+        _fail(f"unknown preset {preset!r}. Installed presets: {', '.join(sorted(presets))}.")
+    path = Path(output)
+    if path.exists() and not force:
+        _fail(f"{path} exists. Use --force to overwrite it, or --output to write elsewhere.")
+    text = presets[preset].render({"interactive": not non_interactive})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    console.print(f"wrote [bold]{path}[/] (preset {preset}). Check it with: modelmux config validate --config {path}")
+
+
+@config_group.command("show")
+@config_option
+@click.option("--sources", is_flag=True, help="also print where each value came from")
+def config_show(config_path: str | None, sources: bool) -> None:
+    """Print the merged configuration (secrets as ***)."""
+    _, config = _load(config_path)
+    data: dict[str, Any] = config.settings.model_dump(mode="json", exclude_none=True)
+    data["providers"] = {n: p.model_dump(mode="json", exclude_none=True) for n, p in config.providers.items()}
+    console.print(tomli_w.dumps(redact(data)), highlight=False, markup=False)
+    if sources:
+        table = Table("key", "source")
+        for key, origin in sorted(config.sources.items()):
+            table.add_row(key, origin)
+        console.print(table)
+
+
+@config_group.command("validate")
+@config_option
+def config_validate(config_path: str | None) -> None:
+    """Check the configuration; exit status 0 when it is valid."""
+    _, config = _load(config_path)
+    where = config.path or "no file (echo provider only)"
+    console.print(f"[green]ok[/]: {where}: {len(config.providers)} provider(s), {len(config.settings.models)} model(s)")
+
+
+@main.command("plugins")
+def plugins_cmd() -> None:
+    """List installed plugins, what each registers, and load errors."""
+    plugins = load_plugins()
+    table = Table("name", "version", "package", "registers", "status")
+    for info in plugins.infos:
+        status = f"[red]error: {info.error}[/]" if info.error else ("built-in" if info.builtin else "ok")
+        table.add_row(info.name, info.version, info.distribution, "\n".join(info.registers), status)
+    console.print(table)
+    if plugins.errors:
+        sys.exit(1)
+
+
+@main.command("models")
+@config_option
+@click.option(
+    "--provider",
+    "provider_name",
+    default=None,
+    help="list the models this provider's upstream offers",
+)
+def models_cmd(config_path: str | None, provider_name: str | None) -> None:
+    """List configured models, or an upstream's models with --provider."""
+    plugins, config = _load(config_path)
+    if provider_name is None:
+        table = Table("model", "provider", "upstream model", "fallbacks")
+        for name, model in sorted(config.settings.models.items()):
+            table.add_row(name, model.provider, model.model, ", ".join(model.fallbacks))
+        console.print(table)
+        return
+    if provider_name not in config.providers:
+        _fail(f"no provider named {provider_name!r}. Configured: {', '.join(sorted(config.providers))}.")
+
+    async def fetch() -> list[str]:
+        from modelmux.gateway import Gateway
+
+        gw = Gateway(config, plugins)
+        await gw.start()
+        try:
+            if provider_name in gw.provider_errors:
+                _fail(f"provider {provider_name} could not start: {gw.provider_errors[provider_name]}")
+            return await gw.providers[provider_name].list_models()
+        finally:
+            await gw.aclose()
+
+    from modelmux.errors import ModelMuxError
+
+    try:
+        names = asyncio.run(fetch())
+    except ModelMuxError as exc:
+        _fail(exc.message)
+    for name in names:
+        console.print(name, highlight=False)
+
+
+def _run_checks(config_path: str | None, topic: str | None) -> None:
+    plugins, config = _load(config_path)
+    checks: list[tuple[str, Check]] = [
+        (
+            "config",
+            Check("configuration is valid", True, str(config.path or "no file"), topic="config"),
+        )
+    ]
+    for name, err in plugins.errors.items():
+        checks.append(
+            (
+                "plugins",
+                Check(
+                    f"plugin {name} loads",
+                    False,
+                    err,
+                    "reinstall it, or disable it with MODELMUX_DISABLE_PLUGINS",
+                    "config",
+                ),
+            )
+        )
+
+    async def gather() -> None:
+        from modelmux.gateway import Gateway
+
+        gw = Gateway(config, plugins)
+        await gw.start()
+        try:
+            for name, err in gw.provider_errors.items():
+                checks.append(
+                    (
+                        name,
+                        Check("provider starts", False, err, f"fix [providers.{name}]", "config"),
+                    )
+                )
+            for name, provider in gw.providers.items():
+                try:
+                    for check in await provider.doctor():
+                        checks.append((name, check))
+                except Exception as exc:
+                    checks.append((name, Check("checks ran", False, f"{type(exc).__name__}: {exc}")))
+            try:
+                if gw.state is not None:
+                    await gw.state.ping()
+                checks.append(
+                    (
+                        "state",
+                        Check(
+                            f"state store {config.settings.state.backend} answers",
+                            True,
+                            topic="config",
+                        ),
+                    )
+                )
+            except Exception as exc:
+                checks.append(
+                    (
+                        "state",
+                        Check("state store answers", False, str(exc), "check [state]", "config"),
+                    )
+                )
+        finally:
+            await gw.aclose()
+
+    asyncio.run(gather())
+    table = Table("", "where", "check", "detail / fix")
+    failed = 0
+    for where, check in checks:
+        if topic and check.topic != topic:
+            continue
+        mark = "[green]ok[/]" if check.ok else "[red]FAIL[/]"
+        failed += not check.ok
+        detail = check.detail if check.ok else f"{check.detail}\n[yellow]fix:[/] {check.fix}"
+        table.add_row(mark, where, check.name, detail)
+    console.print(table)
+    if failed:
+        _fail(f"{failed} check(s) failed")
+
+
+@main.command("doctor")
+@config_option
+def doctor(config_path: str | None) -> None:
+    """Check configuration, credentials and upstream reachability, with a fix for each failure."""
+    _run_checks(config_path, None)
+
+
+@main.command("troubleshoot")
+@config_option
+@click.argument("topic", required=False, type=click.Choice(["config", "auth", "network"]))
+def troubleshoot(config_path: str | None, topic: str | None) -> None:
+    """Like doctor, limited to one topic."""
+    _run_checks(config_path, topic)

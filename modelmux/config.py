@@ -1,0 +1,348 @@
+"""Configuration: TOML file + environment, ``${VAR}`` expansion, pydantic validation.
+
+Search order (first hit wins): ``--config PATH``, ``$MODELMUX_CONFIG_FILE``,
+``./modelmux.toml``, ``~/.config/modelmux/config.toml``, ``/etc/modelmux/config.toml``.
+No file at all is valid: the echo provider is served alone.
+
+``MODELMUX_<SECTION>__<KEY>`` environment variables override the file (``__``
+between levels). Each provider table is validated by the settings model its
+plugin registered. Every error names the key, the bad value and the fix.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+if TYPE_CHECKING:
+    from modelmux.provider import ProviderSettings
+    from modelmux.registry import Registry
+
+ENV_PREFIX = "MODELMUX_"
+SEARCH_PATHS = (
+    Path("modelmux.toml"),
+    Path("~/.config/modelmux/config.toml"),
+    Path("/etc/modelmux/config.toml"),
+)
+SECRET_KEYS = re.compile(r"(^|_)(api_keys?|password|secret|token|secret_access_key)$")
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(:-([^}]*))?\}")
+
+
+class ConfigError(Exception):
+    """A configuration problem; ``str()`` is ready to print, one problem per line."""
+
+    def __init__(self, problems: list[str] | str) -> None:
+        self.problems = [problems] if isinstance(problems, str) else problems
+        super().__init__("\n".join(self.problems))
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ServerSettings(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(3000, ge=0, le=65535)
+    workers: int = Field(1, ge=1, le=256)
+    api_keys: list[str] = Field(default_factory=list)
+    log_level: Literal["trace", "debug", "info", "warning", "error", "critical"] = "info"
+    log_format: Literal["pretty", "json"] = "pretty"
+    log_bodies: bool = False
+    max_request_bytes: int = Field(32 * 1024 * 1024, gt=0)
+    url_fetch_allow: list[str] = Field(default_factory=list)
+
+
+def default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or "~/.local/share"
+    return Path(base).expanduser() / "modelmux"
+
+
+class StateSettings(BaseModel):
+    """``[state]``: ``backend`` and ``ttl_seconds``; other keys are the backend's options."""
+
+    model_config = ConfigDict(extra="allow")
+    backend: str = "disk"
+    ttl_seconds: int = Field(30 * 24 * 3600, gt=0)
+
+
+class CacheSettings(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    enabled: bool = False
+    backend: str = "disk"
+    ttl_seconds: int = Field(3600, gt=0)
+
+
+class RouterSettings(_Strict):
+    default_provider: str | None = None
+
+
+class ModelSettings(_Strict):
+    provider: str
+    model: str
+    fallbacks: list[str] = Field(default_factory=list)
+
+
+class Settings(_Strict):
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    state: StateSettings = Field(default_factory=StateSettings)
+    cache: CacheSettings = Field(default_factory=CacheSettings)
+    router: RouterSettings = Field(default_factory=RouterSettings)
+    providers: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    models: dict[str, ModelSettings] = Field(default_factory=dict)
+
+
+@dataclass
+class Config:
+    """The merged, validated configuration."""
+
+    settings: Settings
+    #: The provider tables, each validated by its plugin's settings model.
+    providers: dict[str, ProviderSettings]
+    path: Path | None
+    #: Dotted key -> where its value came from ("file PATH", "env VAR", "implicit").
+    sources: dict[str, str] = field(default_factory=dict)
+    implicit_echo: bool = False
+
+    @property
+    def server(self) -> ServerSettings:
+        return self.settings.server
+
+
+def find_config_file(explicit: str | os.PathLike[str] | None = None) -> Path | None:
+    if explicit:
+        path = Path(explicit).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"--config {path}: no such file. Create it with: modelmux config init --output {path}")
+        return path
+    env = os.environ.get("MODELMUX_CONFIG_FILE")
+    if env:
+        path = Path(env).expanduser()
+        if not path.is_file():
+            raise ConfigError(
+                f"MODELMUX_CONFIG_FILE={env}: no such file. Fix the variable or create the file "
+                f"with: modelmux config init --output {env}"
+            )
+        return path
+    for candidate in SEARCH_PATHS:
+        path = candidate.expanduser()
+        if path.is_file():
+            return path
+    return None
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}. Fix the syntax at that line.") from exc
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
+
+
+def _record_sources(node: Any, prefix: str, origin: str, sources: dict[str, str]) -> None:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            _record_sources(value, f"{prefix}.{key}" if prefix else key, origin, sources)
+    else:
+        sources[prefix] = origin
+
+
+def _env_value(raw: str) -> Any:
+    text = raw.strip()
+    if text[:1] in "[{":
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError:
+            return raw
+    return raw
+
+
+def apply_env(data: dict[str, Any], sources: dict[str, str], environ: dict[str, str]) -> None:
+    """Overlay ``MODELMUX_SECTION__KEY`` variables onto ``data``."""
+    for var, raw in sorted(environ.items()):
+        if not var.startswith(ENV_PREFIX) or "__" not in var:
+            continue
+        parts = [p.lower() for p in var[len(ENV_PREFIX) :].split("__")]
+        if not all(parts):
+            continue
+        node = data
+        for part in parts[:-1]:
+            child = node.get(part)
+            if not isinstance(child, dict):
+                child = node[part] = {}
+            node = child
+        node[parts[-1]] = _env_value(raw)
+        sources[".".join(parts)] = f"env {var}"
+
+
+def expand_vars(node: Any, key: str, environ: dict[str, str], problems: list[str]) -> Any:
+    """Expand ``${VAR}`` and ``${VAR:-default}`` in every string value."""
+    if isinstance(node, dict):
+        return {k: expand_vars(v, f"{key}.{k}" if key else k, environ, problems) for k, v in node.items()}
+    if isinstance(node, list):
+        return [expand_vars(v, f"{key}[{i}]", environ, problems) for i, v in enumerate(node)]
+    if not isinstance(node, str) or "${" not in node:
+        return node
+
+    def sub(match: re.Match[str]) -> str:
+        name, has_default, default = match.group(1), match.group(2), match.group(3)
+        if name in environ:
+            return environ[name]
+        if has_default is not None:
+            return default or ""
+        problems.append(
+            f"{key}: environment variable {name} is not set. Export {name}, or write "
+            f"${{{name}:-default}} to give a default."
+        )
+        return ""
+
+    return _VAR.sub(sub, node)
+
+
+def env_name(dotted: str) -> str:
+    return ENV_PREFIX + dotted.upper().replace(".", "__")
+
+
+def _where(dotted: str, path: Path | None) -> str:
+    table, _, leaf = dotted.rpartition(".")
+    file_hint = f"under [{table}] in {path}" if path else f"under [{table}] in modelmux.toml"
+    return f"set {leaf} {file_hint}, or the environment variable {env_name(dotted)}"
+
+
+def format_validation_error(exc: ValidationError, prefix: str, path: Path | None) -> list[str]:
+    problems = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in (prefix, *err["loc"]) if p != "")
+        kind = err["type"]
+        if kind == "missing":
+            problems.append(f"{loc}: missing. Fix: {_where(loc, path)}.")
+        elif kind == "extra_forbidden":
+            problems.append(
+                f"{loc}: unknown setting (value {err['input']!r}). Fix: remove it or correct "
+                "the spelling; docs/configuration.md lists every setting."
+            )
+        else:
+            shown = "***" if SECRET_KEYS.search(loc.rsplit(".", 1)[-1]) else repr(err["input"])
+            problems.append(f"{loc}: {err['msg']} (got {shown}). Fix: {_where(loc, path)}.")
+    return problems
+
+
+def load_config(
+    explicit: str | os.PathLike[str] | None = None,
+    registry: Registry | None = None,
+    environ: dict[str, str] | None = None,
+) -> Config:
+    """Find, read, merge and validate the configuration. Raises ``ConfigError``."""
+    env = dict(os.environ if environ is None else environ)
+    path = find_config_file(explicit)
+    data: dict[str, Any] = _read_toml(path) if path else {}
+    sources: dict[str, str] = {}
+    if path:
+        _record_sources(data, "", f"file {path}", sources)
+    apply_env(data, sources, env)
+    problems: list[str] = []
+    data = expand_vars(data, "", env, problems)
+    if problems:
+        raise ConfigError(problems)
+    return validate_config(data, path, sources, registry)
+
+
+def validate_config(
+    data: dict[str, Any],
+    path: Path | None,
+    sources: dict[str, str] | None = None,
+    registry: Registry | None = None,
+) -> Config:
+    sources = dict(sources or {})
+    try:
+        settings = Settings.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, "", path)) from exc
+
+    implicit = not settings.providers
+    if implicit:
+        settings.providers = {"echo": {"type": "echo"}}
+        settings.models.setdefault("echo", ModelSettings(provider="echo", model="echo"))
+        sources.update({"providers.echo.type": "implicit", "models.echo.provider": "implicit"})
+
+    problems: list[str] = []
+    providers: dict[str, ProviderSettings] = {}
+    if registry is not None:
+        providers = _validate_providers(settings, registry, path, problems)
+        for section, table in (("state", registry.state_stores), ("cache", registry.caches)):
+            backend = getattr(settings, section).backend
+            if backend not in table:
+                problems.append(
+                    f"{section}.backend: unknown backend {backend!r}. Known: "
+                    f"{', '.join(sorted(table))}. Fix: pick one of those, or install the plugin "
+                    f"that provides {backend!r} (e.g. pip install modelmux-{backend})."
+                )
+    names = set(settings.providers)
+    for model_name, model in settings.models.items():
+        if model.provider not in names:
+            problems.append(
+                f"models.{model_name}.provider: no provider named {model.provider!r}. "
+                f"Configured providers: {', '.join(sorted(names))}. Fix: add [providers.{model.provider}] "
+                "or correct the name."
+            )
+        for fb in model.fallbacks:
+            if fb not in settings.models:
+                problems.append(
+                    f"models.{model_name}.fallbacks: {fb!r} is not a configured model. "
+                    f"Fix: use one of {', '.join(sorted(settings.models))}."
+                )
+    dp = settings.router.default_provider
+    if dp is not None and dp not in names:
+        problems.append(
+            f"router.default_provider: no provider named {dp!r}. Configured providers: {', '.join(sorted(names))}."
+        )
+    if problems:
+        raise ConfigError(problems)
+    return Config(settings, providers, path, sources, implicit)
+
+
+def _validate_providers(
+    settings: Settings, registry: Registry, path: Path | None, problems: list[str]
+) -> dict[str, ProviderSettings]:
+    out: dict[str, ProviderSettings] = {}
+    known = ", ".join(registry.provider_types()) or "(none)"
+    for name, table in settings.providers.items():
+        if not isinstance(table, dict):
+            problems.append(f"providers.{name}: must be a table, got {table!r}.")
+            continue
+        ptype = table.get("type")
+        if not ptype:
+            problems.append(f"providers.{name}.type: missing. Fix: set type to one of {known}.")
+            continue
+        reg = registry.providers.get(ptype)
+        if reg is None:
+            problems.append(
+                f"providers.{name}.type: unknown provider type {ptype!r}. Installed types: "
+                f"{known}. Fix: pip install modelmux-provider-{ptype} (then check `modelmux "
+                "plugins`), or correct the type."
+            )
+            continue
+        try:
+            out[name] = reg.settings_model.model_validate(table)  # type: ignore[assignment]
+        except ValidationError as exc:
+            problems.extend(format_validation_error(exc, f"providers.{name}", path))
+    return out
+
+
+def redact(node: Any, key: str = "") -> Any:
+    """A copy with secret values replaced by ``***`` (for ``config show`` and logs)."""
+    if isinstance(node, dict):
+        return {k: redact(v, k) for k, v in node.items()}
+    if SECRET_KEYS.search(key) and node not in (None, "", []):
+        return ["***" for _ in node] if isinstance(node, list) else "***"
+    if isinstance(node, str) and "://" in node and "@" in node:
+        return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", node)
+    return node

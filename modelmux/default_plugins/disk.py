@@ -1,0 +1,74 @@
+"""The ``disk`` state store and cache on diskcache (SQLite): persistent, and safe
+with several worker processes. Calls run in a thread so the event loop never blocks."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import diskcache
+from pydantic import Field
+
+from modelmux import hookimpl
+from modelmux.config import default_data_dir
+from modelmux.registry import RegisterCache, RegisterStateStore
+from modelmux.stores import Cache, StateStore, StoreSettings
+
+
+class DiskSettings(StoreSettings):
+    path: str | None = Field(None, description="directory; default ~/.local/share/modelmux/<namespace>")
+    size_limit_bytes: int = Field(1024 * 1024 * 1024, gt=0)
+
+
+class DiskStore(StateStore, Cache):
+    def __init__(self, settings: DiskSettings) -> None:
+        self.settings = settings
+        directory = Path(settings.path).expanduser() if settings.path else default_data_dir() / settings.namespace
+        directory.mkdir(parents=True, exist_ok=True)
+        self.directory = directory
+        self._cache = diskcache.Cache(
+            str(directory),
+            size_limit=settings.size_limit_bytes,
+            eviction_policy="least-recently-stored",
+        )
+
+    def _ttl(self, ttl: float | None) -> float:
+        return ttl if ttl is not None else self.settings.ttl_seconds
+
+    async def get(self, key: str) -> bytes | None:
+        value = await asyncio.to_thread(self._cache.get, key)
+        return value if isinstance(value, bytes) else None
+
+    async def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
+        await asyncio.to_thread(self._cache.set, key, value, self._ttl(ttl))
+
+    async def delete(self, key: str) -> bool:
+        return bool(await asyncio.to_thread(self._cache.delete, key))
+
+    def _incr(self, key: str, amount: int, ttl: float) -> int:
+        self._cache.add(key, 0, expire=ttl)  # atomic: only when missing, so the first writer sets the TTL
+        try:
+            return int(self._cache.incr(key, amount, default=None))
+        except KeyError:  # expired between add and incr
+            self._cache.set(key, amount, expire=ttl)
+            return amount
+
+    async def incr(self, key: str, amount: int = 1, ttl: float | None = None) -> int:
+        return await asyncio.to_thread(self._incr, key, amount, self._ttl(ttl))
+
+    async def aclose(self) -> None:
+        await asyncio.to_thread(self._cache.close)
+
+
+def _make(settings: DiskSettings) -> DiskStore:
+    return DiskStore(settings)
+
+
+@hookimpl
+def register_state_stores(register: RegisterStateStore) -> None:
+    register("disk", _make, DiskSettings)
+
+
+@hookimpl
+def register_caches(register: RegisterCache) -> None:
+    register("disk", _make, DiskSettings)

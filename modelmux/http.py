@@ -1,0 +1,132 @@
+"""The host's upstream HTTP client and the one place transport failures become ModelMux errors.
+
+One pooled ``aiohttp.ClientSession`` per process, opened in the app's lifespan and
+handed to providers as ``host.http``. aiohttp was chosen by measurement
+(docs/performance.md): about ten times the throughput of httpx's default
+transport for a forwarder on this class of machine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import aiohttp
+import orjson
+
+from modelmux.errors import (
+    ModelMuxError,
+    NotFoundError,
+    RateLimitError,
+    UpstreamAuthError,
+    UpstreamError,
+    UpstreamRequestError,
+    UpstreamTimeoutError,
+    UpstreamUnavailableError,
+)
+from modelmux.provider import ProviderSettings
+
+
+def open_client() -> aiohttp.ClientSession:
+    """The pooled client; call inside a running event loop."""
+    connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, ttl_dns_cache=300, keepalive_timeout=60)
+    return aiohttp.ClientSession(
+        connector=connector,
+        json_serialize=lambda obj: orjson.dumps(obj).decode(),
+        auto_decompress=True,
+        raise_for_status=False,
+        timeout=aiohttp.ClientTimeout(total=None),
+    )
+
+
+def timeout_for(settings: ProviderSettings, *, stream: bool = False) -> aiohttp.ClientTimeout:
+    """Connect timeout, and a total (non-stream) or per-read (stream) bound."""
+    if stream:
+        return aiohttp.ClientTimeout(
+            total=None,
+            sock_connect=settings.connect_timeout_seconds,
+            sock_read=settings.timeout_seconds,
+        )
+    return aiohttp.ClientTimeout(total=settings.timeout_seconds, sock_connect=settings.connect_timeout_seconds)
+
+
+@asynccontextmanager
+async def upstream_errors(provider: str) -> AsyncIterator[None]:
+    """Map transport exceptions raised inside the block to ModelMux errors naming the provider."""
+    try:
+        yield
+    except ModelMuxError:
+        raise
+    except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
+        raise UpstreamTimeoutError(f"provider {provider}: the upstream did not answer in time") from exc
+    except aiohttp.ClientConnectorError as exc:
+        raise UpstreamError(
+            f"provider {provider}: cannot connect to {exc.host}:{exc.port} ({exc.os_error}). "
+            "Fix: check the provider's base_url/endpoint and that the upstream is running.",
+            code="upstream_unreachable",
+        ) from exc
+    except (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError) as exc:
+        raise UpstreamError(
+            f"provider {provider}: the upstream closed the connection early ({exc})",
+            code="upstream_disconnected",
+        ) from exc
+    except aiohttp.ClientError as exc:
+        raise UpstreamError(f"provider {provider}: upstream request failed: {exc}") from exc
+
+
+def retry_after(headers: Any) -> float | None:
+    raw = headers.get("retry-after") if headers is not None else None
+    if not raw:
+        ms = headers.get("retry-after-ms") if headers is not None else None
+        return float(ms) / 1000 if ms and ms.replace(".", "", 1).isdigit() else None
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        return None
+
+
+def error_message(body: bytes) -> tuple[str, Any]:
+    """The message of an OpenAI-, Anthropic- or Google-shaped error body, and the parsed body."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return body[:500].decode("utf-8", "replace").strip() or "(empty body)", None
+    err = data.get("error") if isinstance(data, dict) else None
+    if isinstance(err, dict) and err.get("message"):
+        return str(err["message"]), data
+    if isinstance(err, str):
+        return err, data
+    if isinstance(data, dict) and data.get("message"):
+        return str(data["message"]), data
+    return body[:500].decode("utf-8", "replace"), data
+
+
+def error_from_status(
+    provider: str, status: int, body: bytes, headers: Any = None, *, auth_fix: str = ""
+) -> ModelMuxError:
+    """The ModelMux error for an upstream's non-2xx answer.
+
+    A 4xx about the request reaches the client with its status and message (and the
+    upstream's own body when it is OpenAI-shaped); credentials problems are a 502
+    that names the provider and the fix; 429 keeps ``retry-after``.
+    """
+    message, data = error_message(body)
+    openai_shaped = isinstance(data, dict) and isinstance(data.get("error"), dict)
+    if status in (401, 403):
+        fix = auth_fix or f"check the credentials of [providers.{provider}]"
+        return UpstreamAuthError(
+            f"provider {provider}: the upstream rejected our credentials ({status}: {message}). Fix: {fix}."
+        )
+    if status == 429:
+        return RateLimitError(
+            f"provider {provider}: rate limited by the upstream: {message}",
+            retry_after=retry_after(headers),
+        )
+    if status == 404:
+        return NotFoundError(f"provider {provider}: {message}", body=body if openai_shaped else None)
+    if 400 <= status < 500:
+        return UpstreamRequestError(message, status_code=status, body=body if openai_shaped else None)
+    if status in (503, 529):
+        return UpstreamUnavailableError(f"provider {provider}: upstream overloaded ({status}): {message}")
+    return UpstreamError(f"provider {provider}: upstream error {status}: {message}", code="upstream_error")

@@ -1,0 +1,82 @@
+"""Logging with loguru: ``pretty`` for people, ``json`` (one object a line) for machines.
+
+Every line carries the request id of the request being served (a context
+variable set by the middleware). Secrets never reach a line: configuration is
+logged redacted, request bodies are not logged unless ``log_bodies = true``.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from loguru import logger
+
+if TYPE_CHECKING:
+    from loguru import Message, Record
+
+request_id_var: ContextVar[str] = ContextVar("modelmux_request_id", default="-")
+_secrets: set[str] = set()
+
+PRETTY = "<green>{time:HH:mm:ss.SSS}</green> <level>{level: <7}</level> <cyan>{extra[request_id]}</cyan> {message}"
+
+
+def add_secrets(values: list[str]) -> None:
+    """Values that must never appear in a log line (API keys, tokens)."""
+    _secrets.update(v for v in values if v and len(v) >= 4)
+
+
+def _scrub(text: str) -> str:
+    for secret in _secrets:
+        if secret in text:
+            text = text.replace(secret, "***")
+    return text
+
+
+def _patch(record: Record) -> None:
+    record["extra"].setdefault("request_id", request_id_var.get())
+    if _secrets:
+        record["message"] = _scrub(record["message"])
+
+
+def _json_sink(message: Message) -> None:
+    record = message.record
+    out: dict[str, Any] = {
+        "time": record["time"].isoformat(),
+        "level": record["level"].name,
+        "message": record["message"],
+    }
+    out.update({k: v for k, v in record["extra"].items()})
+    if record["exception"] is not None:
+        out["exception"] = _scrub(str(record["exception"].value))
+    sys.stderr.write(orjson.dumps(out, default=str).decode() + "\n")
+
+
+class _InterceptHandler(logging.Handler):
+    """Route stdlib logging (uvicorn, aiohttp) through loguru."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            level: str | int = logger.level(record.levelname).name
+        except ValueError:
+            level = record.levelno
+        logger.opt(depth=6, exception=record.exc_info).log(level, record.getMessage())
+
+
+def setup_logging(level: str = "info", fmt: str = "pretty") -> None:
+    logger.remove()
+    logger.configure(patcher=_patch)
+    if fmt == "json":
+        logger.add(_json_sink, level=level.upper(), backtrace=False, diagnose=False)
+    else:
+        logger.add(sys.stderr, level=level.upper(), format=PRETTY, backtrace=False, diagnose=False)
+    logging.basicConfig(handlers=[_InterceptHandler()], level=0, force=True)
+    for name in ("uvicorn", "uvicorn.error"):
+        logging.getLogger(name).handlers = [_InterceptHandler()]
+        logging.getLogger(name).propagate = False
+    # Access lines come from our middleware (one per request, with its id); silence uvicorn's.
+    logging.getLogger("uvicorn.access").handlers = []
+    logging.getLogger("uvicorn.access").propagate = False

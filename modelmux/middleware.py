@@ -1,0 +1,129 @@
+"""One pure-ASGI middleware for what every request needs (no BaseHTTPMiddleware: it
+buffers and slows streams): the request id, the body size limit, client API keys,
+the access log line and the HTTP metrics."""
+
+from __future__ import annotations
+
+import hmac
+import time
+import uuid
+from typing import Any
+
+from loguru import logger
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from modelmux import metrics
+from modelmux.errors import AuthenticationError, ModelMuxError, PayloadTooLargeError
+from modelmux.logs import request_id_var
+
+OPEN_PATHS = ("/health", "/metrics")
+
+
+def _client_key(headers: dict[bytes, bytes]) -> str | None:
+    auth = headers.get(b"authorization")
+    if auth:
+        scheme, _, token = auth.decode("latin-1").partition(" ")
+        if scheme.lower() == "bearer" and token.strip():
+            return token.strip()
+    key = headers.get(b"api-key")
+    return key.decode("latin-1").strip() if key else None
+
+
+class GatewayMiddleware:
+    def __init__(self, app: ASGIApp, *, api_keys: dict[str, str], max_request_bytes: int) -> None:
+        self.app = app
+        self.api_keys = api_keys
+        self.max_bytes = max_request_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        headers = dict(scope["headers"])
+        rid = headers.get(b"x-request-id", b"").decode("latin-1")[:200] or uuid.uuid4().hex
+        token = request_id_var.set(rid)
+        state: dict[str, Any] = scope.setdefault("state", {})
+        state["request_id"] = rid
+        state["started"] = started
+        status = 500
+        rid_header = (b"x-request-id", rid.encode("latin-1"))
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", []), rid_header]
+            await send(message)
+
+        try:
+            error = self._check(scope, headers, state)
+            if error is not None:
+                await self._send_error(error, send_with_id)
+                return
+            await self.app(scope, self._limited(receive), send_with_id)
+        finally:
+            route = scope.get("route")
+            endpoint = getattr(route, "path", None) or "unmatched"
+            elapsed = time.perf_counter() - started
+            metrics.HTTP_REQUESTS.labels(scope["method"], endpoint, str(status)).inc()
+            if endpoint.startswith("/v1/"):
+                metrics.REQUEST_DURATION.labels(endpoint, state.get("provider", "-")).observe(elapsed)
+            logger.bind(
+                method=scope["method"],
+                endpoint=endpoint,
+                status=status,
+                latency_ms=round(elapsed * 1000, 2),
+                key_id=state.get("key_id"),
+                model=state.get("model"),
+                provider=state.get("provider"),
+            ).info("{} {} -> {} in {:.1f} ms", scope["method"], scope["path"], status, elapsed * 1000)
+            request_id_var.reset(token)
+
+    def _check(self, scope: Scope, headers: dict[bytes, bytes], state: dict[str, Any]) -> ModelMuxError | None:
+        length = headers.get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.max_bytes:
+            return PayloadTooLargeError(
+                f"The request body is {int(length)} bytes; the limit is {self.max_bytes} (server.max_request_bytes)."
+            )
+        if not self.api_keys or scope["path"].startswith(OPEN_PATHS):
+            return None
+        key = _client_key(headers)
+        if key is None:
+            return AuthenticationError(
+                "Missing API key. Send it as 'Authorization: Bearer KEY' (or the 'api-key' header)."
+            )
+        for known, kid in self.api_keys.items():
+            if hmac.compare_digest(known.encode(), key.encode()):
+                state["key_id"] = kid
+                return None
+        return AuthenticationError("Incorrect API key provided. Use one of the keys in server.api_keys.")
+
+    def _limited(self, receive: Receive) -> Receive:
+        seen = 0
+        limit = self.max_bytes
+
+        async def wrapped() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    raise PayloadTooLargeError(
+                        f"The request body exceeds the limit of {limit} bytes (server.max_request_bytes)."
+                    )
+            return message
+
+        return wrapped
+
+    @staticmethod
+    async def _send_error(error: ModelMuxError, send: Send) -> None:
+        metrics.ERRORS.labels(error.code or error.error_type).inc()
+        body = error.to_json()
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+        ]
+        headers += [(k.encode(), v.encode()) for k, v in error.headers.items()]
+        await send({"type": "http.response.start", "status": error.status_code, "headers": headers})
+        await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,331 @@
+"""The provider interface: what a provider plugin implements and what the host gives it.
+
+A request goes in as an ``UpstreamRequest`` (the client's JSON, already validated,
+plus the upstream model id of the chosen deployment). A provider answers with a
+``Completion`` (non-streaming) or an opened ``EventStream``; any failure is a
+``modelmux.errors.ModelMuxError``.
+
+Two kinds of provider fit the same interface without copies:
+
+* translating providers (Vertex, Bedrock, echo) build OpenAI dicts and wrap them in
+  ``Completion(data=...)`` / ``DictEventStream``;
+* passthrough providers (vLLM, Azure) hand over the upstream's bytes in
+  ``Completion(raw=...)`` / ``RawEventStream``: the host forwards them untouched and
+  decodes JSON only when a consumer (the Responses translator, the cache) asks for it.
+
+``chat()`` must return only once the upstream accepted the request (status known),
+so that the router can still retry or fall back; errors after that point surface
+while iterating the stream.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field
+
+from modelmux.errors import ModelMuxError, UpstreamError
+from modelmux.sse import DONE_FRAME, SSEParser, encode
+
+if TYPE_CHECKING:
+    import aiohttp
+
+    from modelmux.config import ServerSettings
+
+
+class ProviderSettings(BaseModel):
+    """Settings every ``[providers.NAME]`` table accepts. Plugins subclass this."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: str
+    timeout_seconds: float = Field(120.0, gt=0, description="total time for one upstream call")
+    connect_timeout_seconds: float = Field(10.0, gt=0)
+    max_retries: int = Field(2, ge=0, le=10)
+
+
+@dataclass
+class Host:
+    """What the host gives every provider: the one pooled upstream HTTP client and settings."""
+
+    http: aiohttp.ClientSession
+    server: ServerSettings
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class UpstreamRequest:
+    """One attempt of a client request against one deployment."""
+
+    #: The client's JSON body (validated). Read it; copy before changing it.
+    body: dict[str, Any]
+    #: The upstream model id of this deployment (what to send upstream).
+    model: str
+    #: The model name the client asked for (what to answer with).
+    public_model: str
+    stream: bool
+    request_id: str = ""
+
+
+@dataclass
+class Check:
+    """One line of ``modelmux doctor``."""
+
+    name: str
+    ok: bool
+    detail: str = ""
+    fix: str = ""
+    #: Which ``modelmux troubleshoot`` topic it belongs to: config, auth or network.
+    topic: Literal["config", "auth", "network"] = "network"
+
+
+class Completion:
+    """A non-streaming answer: either decoded ``data`` or the upstream's ``raw`` JSON bytes."""
+
+    __slots__ = ("_data", "_raw", "headers")
+
+    def __init__(
+        self,
+        data: dict[str, Any] | None = None,
+        raw: bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        if data is None and raw is None:
+            raise ValueError("Completion needs data or raw")
+        self._data = data
+        self._raw = raw
+        self.headers = headers or {}
+
+    def json(self) -> dict[str, Any]:
+        if self._data is None:
+            assert self._raw is not None
+            try:
+                self._data = orjson.loads(self._raw)
+            except orjson.JSONDecodeError as exc:
+                raise UpstreamError(f"the upstream answered invalid JSON: {exc}") from exc
+        return self._data
+
+    def body(self) -> bytes:
+        if self._raw is None:
+            self._raw = orjson.dumps(self._data)
+        return self._raw
+
+    @property
+    def usage(self) -> dict[str, Any] | None:
+        usage = self.json().get("usage")
+        return usage if isinstance(usage, dict) else None
+
+
+CloseFn = Callable[[], Awaitable[None]]
+
+
+class EventStream(ABC):
+    """An opened upstream stream. Iterate ``sse()`` (bytes for the client) or
+    ``events()`` (decoded JSON payloads), once; ``aclose()`` always, also early."""
+
+    #: "chat": chat.completion.chunk payloads ending in ``data: [DONE]``;
+    #: "responses": Responses API events (``event:`` lines, no ``[DONE]``).
+    kind: Literal["chat", "responses"]
+    headers: dict[str, str]
+    #: The usage object, once the stream reported it.
+    usage: dict[str, Any] | None
+
+    @abstractmethod
+    def sse(self) -> AsyncIterator[bytes]: ...
+
+    @abstractmethod
+    def events(self) -> AsyncIterator[dict[str, Any]]: ...
+
+    @abstractmethod
+    async def aclose(self) -> None: ...
+
+
+class DictEventStream(EventStream):
+    """A stream a provider builds itself, one dict per event."""
+
+    def __init__(
+        self,
+        source: AsyncIterator[dict[str, Any]],
+        *,
+        kind: Literal["chat", "responses"] = "chat",
+        on_close: CloseFn | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        self.kind = kind
+        self._source = source
+        self._on_close = on_close
+        self.headers = headers or {}
+        self.usage = None
+        self._closed = False
+
+    async def events(self) -> AsyncIterator[dict[str, Any]]:
+        async for item in self._source:
+            usage = item.get("usage") if self.kind == "chat" else None
+            if usage:
+                self.usage = usage
+            yield item
+
+    async def sse(self) -> AsyncIterator[bytes]:
+        responses = self.kind == "responses"
+        async for item in self.events():
+            yield encode(item, item.get("type") if responses else None)
+        if not responses:
+            yield DONE_FRAME
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        aclose = getattr(self._source, "aclose", None)
+        if aclose is not None:
+            await aclose()
+        if self._on_close is not None:
+            await self._on_close()
+
+
+_USAGE_MARKERS = (b'"usage":{', b'"usage": {')
+
+
+class RawEventStream(EventStream):
+    """An upstream's SSE bytes, forwarded as they arrive.
+
+    ``sse()`` does no JSON decoding per chunk: it finds event boundaries with a byte
+    search, decodes only an event that carries a usage object, and checks that a
+    chat stream ended with ``[DONE]`` (else the upstream was cut off: an error).
+    """
+
+    def __init__(
+        self,
+        source: AsyncIterator[bytes],
+        *,
+        kind: Literal["chat", "responses"] = "chat",
+        on_close: CloseFn | None = None,
+        headers: dict[str, str] | None = None,
+        provider: str = "upstream",
+    ) -> None:
+        self.kind = kind
+        self._source = source
+        self._on_close = on_close
+        self.headers = headers or {}
+        self.usage = None
+        self._provider = provider
+        self._closed = False
+
+    def _scan(self, complete: bytes) -> None:
+        for marker in _USAGE_MARKERS:
+            at = complete.rfind(marker)
+            if at < 0:
+                continue
+            start = complete.rfind(b"data:", 0, at)
+            end = complete.find(b"\n", at)
+            try:
+                payload = orjson.loads(complete[start + 5 : end if end >= 0 else None])
+            except orjson.JSONDecodeError:
+                return
+            usage = payload.get("usage") or (payload.get("response") or {}).get("usage")
+            if isinstance(usage, dict):
+                self.usage = usage
+            return
+
+    async def sse(self) -> AsyncIterator[bytes]:
+        pending = b""
+        done = self.kind != "chat"
+        try:
+            async for chunk in self._source:
+                yield chunk
+                buf = pending + chunk if pending else chunk
+                cut = buf.rfind(b"\n\n")
+                if cut < 0:
+                    pending = buf[-65536:]
+                    continue
+                complete, pending = buf[:cut], buf[cut + 2 :]
+                if b'"usage"' in complete:
+                    self._scan(complete)
+                if not done and complete.endswith(b"[DONE]"):
+                    done = True
+        except ModelMuxError:
+            raise
+        if not done:
+            raise UpstreamError(
+                f"provider {self._provider}: the upstream stream ended before [DONE]",
+                code="upstream_stream_truncated",
+            )
+
+    async def events(self) -> AsyncIterator[dict[str, Any]]:
+        parser = SSEParser()
+        done = self.kind != "chat"
+        async for chunk in self._source:
+            for ev in parser.feed(chunk):
+                if ev.data == b"[DONE]":
+                    done = True
+                    continue
+                try:
+                    payload = orjson.loads(ev.data)
+                except orjson.JSONDecodeError as exc:
+                    raise UpstreamError(f"provider {self._provider}: invalid JSON in stream: {exc}") from exc
+                if isinstance(payload, dict):
+                    usage = payload.get("usage")
+                    if usage:
+                        self.usage = usage
+                    if "error" in payload and self.kind == "chat":
+                        err = payload["error"] or {}
+                        raise UpstreamError(
+                            f"provider {self._provider}: {err.get('message', err)}",
+                            code=err.get("code") if isinstance(err, dict) else None,
+                        )
+                    yield payload
+        if not done:
+            raise UpstreamError(
+                f"provider {self._provider}: the upstream stream ended before [DONE]",
+                code="upstream_stream_truncated",
+            )
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        aclose = getattr(self._source, "aclose", None)
+        if aclose is not None:
+            await aclose()
+        if self._on_close is not None:
+            await self._on_close()
+
+
+class Provider(ABC):
+    """One configured upstream: a ``[providers.NAME]`` table brought to life.
+
+    Created once at start-up by the plugin's factory, shared by all requests, closed
+    by ``aclose()`` at shutdown. Use ``host.http`` for upstream calls (the one pooled
+    client) and map upstream failures to ``modelmux.errors`` in one place.
+    """
+
+    #: Set true when ``responses()`` forwards to a native Responses API.
+    native_responses: ClassVar[bool] = False
+
+    def __init__(self, name: str, settings: ProviderSettings, host: Host) -> None:
+        self.name = name
+        self.settings = settings
+        self.host = host
+
+    @abstractmethod
+    async def chat(self, request: UpstreamRequest) -> Completion | EventStream:
+        """Answer a Chat Completions request (``request.stream`` says which shape)."""
+
+    async def responses(self, request: UpstreamRequest) -> Completion | EventStream:
+        """Forward a Responses API request natively (only when ``native_responses``)."""
+        raise NotImplementedError(f"provider {self.name} has no native Responses API")
+
+    async def list_models(self) -> list[str]:
+        """Model ids the upstream offers, for ``modelmux models --provider``."""
+        return []
+
+    async def doctor(self) -> list[Check]:
+        """Checks for ``modelmux doctor``: credentials, settings, reachability."""
+        return []
+
+    async def aclose(self) -> None:
+        """Release what the provider holds (the shared HTTP client belongs to the host)."""

@@ -1,0 +1,55 @@
+"""State stores and caches: the key-value interfaces that backends implement.
+
+A ``StateStore`` keeps stored Responses API conversations and shared counters
+(rate limits); a ``Cache`` keeps exact-match response copies. Values are bytes;
+keys are strings the host namespaces itself. Backends register through the
+``register_state_stores`` / ``register_caches`` hooks.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class StoreSettings(BaseModel):
+    """Options every backend accepts; backends subclass it for their own."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ttl_seconds: int = Field(3600, gt=0, description="default time to live of a key")
+    #: "state" or "cache": set by the host so one backend can serve both without clashing.
+    namespace: str = "state"
+
+
+class KeyValueStore(ABC):
+    @abstractmethod
+    async def get(self, key: str) -> bytes | None:
+        """The value, or None when missing or expired."""
+
+    @abstractmethod
+    async def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
+        """Store ``value``; ``ttl`` seconds (None: the configured default)."""
+
+    @abstractmethod
+    async def delete(self, key: str) -> bool:
+        """Remove the key; True when it existed."""
+
+    async def ping(self) -> bool:
+        """True when the backend answers (readiness)."""
+        await self.get("__modelmux_ping__")
+        return True
+
+    async def aclose(self) -> None:
+        """Release connections and files."""
+
+
+class StateStore(KeyValueStore):
+    @abstractmethod
+    async def incr(self, key: str, amount: int = 1, ttl: float | None = None) -> int:
+        """Atomically add ``amount``; a new key starts at 0 and expires after ``ttl``."""
+
+
+class Cache(KeyValueStore):
+    pass

@@ -1,0 +1,53 @@
+"""Sending an upstream stream to the client: first-byte timing, usage, and errors in-stream.
+
+Once the first byte has gone out, an error can no longer change the status code:
+it becomes a final SSE error event the OpenAI SDK raises, then the stream ends.
+The upstream stream is always closed, also when the client goes away (the
+server cancels this generator, and ``aclose()`` cancels the upstream request).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+
+from loguru import logger
+
+from modelmux import metrics
+from modelmux.errors import ModelMuxError
+from modelmux.provider import EventStream
+from modelmux.sse import encode
+
+
+def error_frame(exc: ModelMuxError, kind: str) -> bytes:
+    if kind == "responses":
+        err = exc.to_dict()["error"]
+        payload = {
+            "type": "error",
+            "code": err["code"],
+            "message": err["message"],
+            "param": err["param"],
+        }
+        return encode(payload, "error")
+    return encode(exc.to_dict())
+
+
+async def to_client(stream: EventStream, *, provider: str, model: str, started: float) -> AsyncIterator[bytes]:
+    first = True
+    try:
+        async for frame in stream.sse():
+            if first:
+                first = False
+                metrics.TTFT.labels(provider, model).observe(time.perf_counter() - started)
+            yield frame
+    except ModelMuxError as exc:
+        logger.warning("stream from {} failed after it started: {}", provider, exc.message)
+        metrics.ERRORS.labels(exc.code or exc.error_type).inc()
+        yield error_frame(exc, stream.kind)
+    except Exception as exc:  # a plugin bug must still end the stream with an error, not a silent cut
+        logger.exception("stream from {} failed: {}", provider, exc)
+        metrics.ERRORS.labels("server_error").inc()
+        yield error_frame(ModelMuxError(f"provider {provider}: internal error in stream"), stream.kind)
+    finally:
+        await stream.aclose()
+        metrics.record_usage(provider, model, stream.usage)

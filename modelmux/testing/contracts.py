@@ -1,0 +1,197 @@
+"""Contract test suites every provider, state store and cache must pass.
+
+Subclass one in your plugin's tests and give it its fixture; pytest collects the
+subclass (name it ``Test...``), not these bases. With pytest-asyncio in auto mode::
+
+    from modelmux.testing import StateStoreContract
+
+    class TestMyStore(StateStoreContract):
+        @pytest.fixture
+        async def store(self):
+            s = MyStore(MySettings(ttl_seconds=60))
+            yield s
+            await s.aclose()
+
+For providers, override ``provider`` (an async fixture yielding a started
+provider; use the ``host`` fixture for the pooled client) and, if your upstream
+needs it, ``chat_body``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from modelmux.config import ServerSettings
+from modelmux.http import open_client
+from modelmux.provider import Check, Completion, EventStream, Host, Provider, UpstreamRequest
+from modelmux.sse import SSEParser
+from modelmux.stores import KeyValueStore, StateStore
+from modelmux.testing.openapi import validate
+
+FINISH_REASONS = {"stop", "length", "tool_calls", "content_filter", "function_call"}
+
+
+class ProviderContract:
+    """What the host relies on from every provider."""
+
+    upstream_model: str = "test-model"
+
+    @pytest.fixture
+    async def host(self) -> AsyncIterator[Host]:
+        http = open_client()
+        yield Host(http=http, server=ServerSettings())
+        await http.close()
+
+    @pytest.fixture
+    async def provider(self, host: Host) -> AsyncIterator[Provider]:
+        raise NotImplementedError("override the provider fixture in your subclass")
+        yield  # pragma: no cover
+
+    @pytest.fixture
+    def chat_body(self) -> dict[str, Any]:
+        return {
+            "model": "contract",
+            "messages": [{"role": "user", "content": "Say hello to the contract"}],
+        }
+
+    def request(self, body: dict[str, Any], *, stream: bool) -> UpstreamRequest:
+        body = dict(body, stream=stream) if stream else body
+        return UpstreamRequest(body, self.upstream_model, str(body["model"]), stream, uuid.uuid4().hex)
+
+    async def test_completion_is_an_openai_chat_completion(self, provider: Provider, chat_body: dict[str, Any]) -> None:
+        result = await provider.chat(self.request(chat_body, stream=False))
+        assert isinstance(result, Completion)
+        data = result.json()
+        validate("CreateChatCompletionResponse", data)
+        assert data["choices"][0]["finish_reason"] in FINISH_REASONS
+        assert result.body()  # serialisable
+
+    async def test_stream_is_chunks_with_one_id_and_a_finish(
+        self, provider: Provider, chat_body: dict[str, Any]
+    ) -> None:
+        result = await provider.chat(self.request(chat_body, stream=True))
+        assert isinstance(result, EventStream) and result.kind == "chat"
+        try:
+            chunks = [c async for c in result.events()]
+        finally:
+            await result.aclose()
+        assert chunks, "the stream had no chunks"
+        for chunk in chunks:
+            validate("CreateChatCompletionStreamResponse", chunk)
+        assert len({c["id"] for c in chunks}) == 1
+        finishes = [ch["finish_reason"] for c in chunks for ch in c["choices"] if ch.get("finish_reason")]
+        assert finishes and finishes[-1] in FINISH_REASONS
+
+    async def test_sse_frames_end_with_done(self, provider: Provider, chat_body: dict[str, Any]) -> None:
+        result = await provider.chat(self.request(chat_body, stream=True))
+        assert isinstance(result, EventStream)
+        parser = SSEParser()
+        events = []
+        try:
+            async for frame in result.sse():
+                events.extend(parser.feed(frame))
+        finally:
+            await result.aclose()
+        assert events and events[-1].data == b"[DONE]"
+
+    async def test_stream_reports_usage_when_asked(self, provider: Provider, chat_body: dict[str, Any]) -> None:
+        body = dict(chat_body, stream_options={"include_usage": True})
+        result = await provider.chat(self.request(body, stream=True))
+        assert isinstance(result, EventStream)
+        try:
+            chunks = [c async for c in result.events()]
+        finally:
+            await result.aclose()
+        usage = chunks[-1].get("usage")
+        assert usage and isinstance(usage["prompt_tokens"], int) and isinstance(usage["completion_tokens"], int)
+        assert result.usage == usage
+
+    async def test_stream_can_be_closed_early(self, provider: Provider, chat_body: dict[str, Any]) -> None:
+        result = await provider.chat(self.request(chat_body, stream=True))
+        assert isinstance(result, EventStream)
+        events = result.events()
+        await events.__anext__()
+        await events.aclose()  # type: ignore[attr-defined]
+        await result.aclose()
+        await result.aclose()  # twice is harmless
+
+    async def test_list_models_and_doctor_answer(self, provider: Provider) -> None:
+        models = await provider.list_models()
+        assert isinstance(models, list) and all(isinstance(m, str) for m in models)
+        checks = await provider.doctor()
+        assert all(isinstance(c, Check) for c in checks)
+
+
+class _KeyValueContract:
+    @pytest.fixture
+    def key(self) -> str:
+        return f"contract:{uuid.uuid4().hex}"
+
+    async def test_missing_key_is_none(self, kv: KeyValueStore, key: str) -> None:
+        assert await kv.get(key) is None
+        assert await kv.delete(key) is False
+
+    async def test_set_get_delete_roundtrip_bytes(self, kv: KeyValueStore, key: str) -> None:
+        value = bytes(range(256)) * 4 + "ünïcødé".encode()
+        await kv.set(key, value)
+        assert await kv.get(key) == value
+        await kv.set(key, b"second")
+        assert await kv.get(key) == b"second"
+        assert await kv.delete(key) is True
+        assert await kv.get(key) is None
+
+    async def test_ttl_expires(self, kv: KeyValueStore, key: str) -> None:
+        await kv.set(key, b"short", ttl=1)
+        assert await kv.get(key) == b"short"
+        await asyncio.sleep(1.3)
+        assert await kv.get(key) is None
+
+    async def test_concurrent_writers_do_not_corrupt(self, kv: KeyValueStore, key: str) -> None:
+        await asyncio.gather(*(kv.set(f"{key}:{i}", str(i).encode() * 100) for i in range(50)))
+        values = await asyncio.gather(*(kv.get(f"{key}:{i}") for i in range(50)))
+        assert values == [str(i).encode() * 100 for i in range(50)]
+        await asyncio.gather(*(kv.delete(f"{key}:{i}") for i in range(50)))
+
+    async def test_ping(self, kv: KeyValueStore) -> None:
+        assert await kv.ping() is True
+
+
+class StateStoreContract(_KeyValueContract):
+    """Override the ``store`` fixture with a fresh ``StateStore``."""
+
+    @pytest.fixture
+    async def store(self) -> AsyncIterator[StateStore]:
+        raise NotImplementedError("override the store fixture in your subclass")
+        yield  # pragma: no cover
+
+    @pytest.fixture
+    def kv(self, store: StateStore) -> StateStore:
+        return store
+
+    async def test_incr_counts_atomically(self, store: StateStore, key: str) -> None:
+        results = await asyncio.gather(*(store.incr(key, 2, ttl=60) for _ in range(20)))
+        assert sorted(results) == list(range(2, 42, 2))
+        assert await store.incr(key, 0) == 40
+
+    async def test_incr_counter_expires(self, store: StateStore, key: str) -> None:
+        assert await store.incr(key, 5, ttl=1) == 5
+        await asyncio.sleep(1.3)
+        assert await store.incr(key, 1, ttl=1) == 1
+
+
+class CacheContract(_KeyValueContract):
+    """Override the ``cache`` fixture with a fresh ``Cache``."""
+
+    @pytest.fixture
+    async def cache(self) -> AsyncIterator[KeyValueStore]:
+        raise NotImplementedError("override the cache fixture in your subclass")
+        yield  # pragma: no cover
+
+    @pytest.fixture
+    def kv(self, cache: KeyValueStore) -> KeyValueStore:
+        return cache

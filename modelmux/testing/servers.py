@@ -1,0 +1,166 @@
+"""Real servers on loopback for tests: fake upstreams and the gateway itself.
+
+Each runs in its own thread with its own event loop, so tests can drive them
+with the synchronous official ``openai`` SDK or with raw HTTP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+from aiohttp import web
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class LoopbackServer:
+    """A fake upstream: an ``aiohttp.web.Application`` served on 127.0.0.1."""
+
+    url: str
+    port: int
+    loop: asyncio.AbstractEventLoop
+    #: Requests seen, in order: (method, path_qs, headers, body) appended by ``record`` middleware.
+    requests: list[dict[str, Any]] = field(default_factory=list)
+
+
+@web.middleware
+async def _record(request: web.Request, handler: Any) -> web.StreamResponse:
+    body = await request.read()
+    request.app["modelmux_server"].requests.append(
+        {
+            "method": request.method,
+            "path": request.path_qs,
+            "headers": dict(request.headers),
+            "body": body,
+        }
+    )
+    response: web.StreamResponse = await handler(request)
+    return response
+
+
+@contextlib.contextmanager
+def serve_aiohttp(app: web.Application) -> Iterator[LoopbackServer]:
+    """Serve ``app`` on a free loopback port until the block ends. Every request is
+    recorded in ``server.requests`` (its body is read first, so handlers use ``await request.read()``)."""
+    app.middlewares.insert(0, _record)
+    loop = asyncio.new_event_loop()
+    started = threading.Event()
+    runner = web.AppRunner(app, handle_signals=False, access_log=None)
+    port = free_port()
+    server = LoopbackServer(f"http://127.0.0.1:{port}", port, loop)
+    app["modelmux_server"] = server
+
+    async def start() -> None:
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port, shutdown_timeout=0.5).start()
+
+    def run() -> None:
+        asyncio.set_event_loop(loop)
+        loop.run_until_complete(start())
+        started.set()
+        loop.run_forever()
+        loop.run_until_complete(runner.cleanup())
+        loop.close()
+
+    thread = threading.Thread(target=run, name=f"loopback-{port}", daemon=True)
+    thread.start()
+    if not started.wait(10):
+        raise RuntimeError("fake upstream did not start")
+    try:
+        yield server
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+
+
+@dataclass
+class RunningGateway:
+    url: str
+    """Base URL for the OpenAI SDK, ending in ``/v1``."""
+    root: str
+    config_path: Path
+    app: Any
+
+
+@contextlib.contextmanager
+def run_gateway(
+    config: dict[str, Any] | str | None = None, env: dict[str, str] | None = None
+) -> Iterator[RunningGateway]:
+    """Run the real gateway (plugins discovered as in production) on a free loopback port.
+
+    ``config`` is a TOML string or a dict written as TOML; ``env`` is set while it starts.
+    """
+    import uvicorn
+
+    from modelmux.app import create_app
+    from modelmux.config import load_config
+    from modelmux.plugins import load_plugins
+
+    with tempfile.TemporaryDirectory(prefix="modelmux-test-") as tmp:
+        text = config if isinstance(config, str) else tomli_w.dumps(_with_tmp_state(config or {}, tmp))
+        path = Path(tmp) / "modelmux.toml"
+        path.write_text(text)
+        saved = {k: os.environ.get(k) for k in (env or {})}
+        os.environ.update(env or {})
+        try:
+            plugins = load_plugins()
+            cfg = load_config(path, plugins.registry)
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+        app = create_app(cfg, plugins)
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        server = uvicorn.Server(
+            uvicorn.Config(app, log_config=None, access_log=False, lifespan="on", timeout_graceful_shutdown=2)
+        )
+        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 20
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the gateway did not start; see the log above")
+            time.sleep(0.01)
+        root = f"http://127.0.0.1:{port}"
+        try:
+            yield RunningGateway(f"{root}/v1", root, path, app)
+        finally:
+            server.should_exit = True
+            thread.join(15)
+            sock.close()
+
+
+def _with_tmp_state(config: dict[str, Any], tmp: str) -> dict[str, Any]:
+    """Keep a test's disk state inside its temporary directory unless it says otherwise."""
+    out = dict(config)
+    state = dict(out.get("state") or {})
+    if state.get("backend", "disk") == "disk":
+        state.setdefault("path", str(Path(tmp) / "state"))
+    out["state"] = state
+    cache = dict(out.get("cache") or {})
+    if cache.get("backend", "disk") == "disk":
+        cache.setdefault("path", str(Path(tmp) / "cache"))
+    out["cache"] = cache
+    return out

@@ -1,0 +1,83 @@
+"""The built-in plugins pass the same contract suites as any third-party plugin."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from modelmux.default_plugins.disk import DiskSettings, DiskStore
+from modelmux.default_plugins.echo import EchoProvider, EchoSettings
+from modelmux.default_plugins.memory import MemorySettings, MemoryStore
+from modelmux.provider import Host
+from modelmux.testing import CacheContract, ProviderContract, StateStoreContract
+
+
+class TestEchoProvider(ProviderContract):
+    @pytest.fixture
+    async def provider(self, host: Host) -> AsyncIterator[EchoProvider]:
+        p = EchoProvider("echo", EchoSettings(), host)
+        yield p
+        await p.aclose()
+
+
+class TestMemoryStateStore(StateStoreContract):
+    @pytest.fixture
+    async def store(self) -> AsyncIterator[MemoryStore]:
+        yield MemoryStore(MemorySettings(ttl_seconds=60))
+
+
+class TestMemoryCache(CacheContract):
+    @pytest.fixture
+    async def cache(self) -> AsyncIterator[MemoryStore]:
+        yield MemoryStore(MemorySettings(ttl_seconds=60))
+
+
+class TestDiskStateStore(StateStoreContract):
+    @pytest.fixture
+    async def store(self, tmp_path: Path) -> AsyncIterator[DiskStore]:
+        s = DiskStore(DiskSettings(ttl_seconds=60, path=str(tmp_path)))
+        yield s
+        await s.aclose()
+
+
+class TestDiskCache(CacheContract):
+    @pytest.fixture
+    async def cache(self, tmp_path: Path) -> AsyncIterator[DiskStore]:
+        s = DiskStore(DiskSettings(ttl_seconds=60, path=str(tmp_path), namespace="cache"))
+        yield s
+        await s.aclose()
+
+
+async def test_memory_store_evicts_least_recently_used_beyond_its_bound() -> None:
+    store = MemoryStore(MemorySettings(max_items=3))
+    for i in range(3):
+        await store.set(f"k{i}", b"v")
+    await store.get("k0")  # k0 is now the most recently used
+    await store.set("k3", b"v")
+    assert await store.get("k1") is None
+    assert [await store.get(k) for k in ("k0", "k2", "k3")] == [b"v", b"v", b"v"]
+
+
+async def test_memory_store_is_bounded_in_bytes() -> None:
+    store = MemoryStore(MemorySettings(max_bytes=100))
+    await store.set("a", b"x" * 60)
+    await store.set("b", b"x" * 60)
+    assert await store.get("a") is None and await store.get("b") == b"x" * 60
+
+
+def test_disk_store_is_shared_between_processes(tmp_path: Path) -> None:
+    """Several workers share one directory: a value written by one process is read by another."""
+    import subprocess
+    import sys
+
+    code = (
+        "import asyncio,sys;from modelmux.default_plugins.disk import DiskStore,DiskSettings;"
+        f"s=DiskStore(DiskSettings(path={str(tmp_path)!r}));"
+        "asyncio.run(s.incr('n',1,ttl=60)) if sys.argv[1]=='w' else print(asyncio.run(s.incr('n',0)))"
+    )
+    procs = [subprocess.Popen([sys.executable, "-c", code, "w"]) for _ in range(4)]
+    assert all(p.wait(30) == 0 for p in procs)
+    out = subprocess.run([sys.executable, "-c", code, "r"], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "4"
