@@ -18,6 +18,7 @@ from loguru import logger
 from modelmux import __version__
 from modelmux.config import Config
 from modelmux.http import open_client
+from modelmux.images import ImageFetcher
 from modelmux.plugins import Plugins
 from modelmux.provider import Host, Provider
 from modelmux.router import Router
@@ -45,7 +46,8 @@ class Gateway:
 
     async def start(self) -> None:
         self.http = open_client()
-        host = Host(http=self.http, server=self.config.server)
+        self.images = ImageFetcher(self.config.server.url_fetch_allow)
+        host = Host(http=self.http, server=self.config.server, images=self.images)
         registry = self.plugins.registry
         for name, settings in self.config.providers.items():
             reg = registry.providers[settings.type]
@@ -78,6 +80,7 @@ class Gateway:
                 await store.aclose()
         if self.http is not None:
             await self.http.close()
+            await self.images.aclose()
 
     @property
     def ready(self) -> bool:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import orjson
@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     import aiohttp
 
     from modelmux.config import ServerSettings
+    from modelmux.images import ImageFetcher
 
 
 class ProviderSettings(BaseModel):
@@ -54,7 +55,8 @@ class Host:
 
     http: aiohttp.ClientSession
     server: ServerSettings
-    extras: dict[str, Any] = field(default_factory=dict)
+    #: Safe fetching of image URLs for providers that need image bytes.
+    images: ImageFetcher
 
 
 @dataclass(slots=True)

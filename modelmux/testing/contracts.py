@@ -28,6 +28,7 @@ import pytest
 
 from modelmux.config import ServerSettings
 from modelmux.http import open_client
+from modelmux.images import ImageFetcher
 from modelmux.provider import Check, Completion, EventStream, Host, Provider, UpstreamRequest
 from modelmux.sse import SSEParser
 from modelmux.stores import KeyValueStore, StateStore
@@ -44,8 +45,10 @@ class ProviderContract:
     @pytest.fixture
     async def host(self) -> AsyncIterator[Host]:
         http = open_client()
-        yield Host(http=http, server=ServerSettings())
+        images = ImageFetcher()
+        yield Host(http=http, server=ServerSettings(), images=images)
         await http.close()
+        await images.aclose()
 
     @pytest.fixture
     async def provider(self, host: Host) -> AsyncIterator[Provider]:
