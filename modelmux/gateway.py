@@ -56,9 +56,9 @@ class Gateway:
             except Exception as exc:
                 self.provider_errors[name] = f"{type(exc).__name__}: {exc}"
                 logger.error("provider {} ({}) could not start: {}", name, settings.type, exc)
-        self.state = self._open_store("state")  # type: ignore[assignment]
+        self.state = self._open_store("state")
         if self.config.settings.cache.enabled:
-            self.cache = self._open_store("cache")  # type: ignore[assignment]
+            self.cache = self._open_store("cache")
 
     def _open_store(self, section: str) -> Any:
         table = getattr(self.config.settings, section)

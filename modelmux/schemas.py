@@ -16,7 +16,7 @@ from modelmux.errors import InvalidRequestError
 
 
 class _Open(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", strict=True)
 
 
 class ContentPart(_Open):

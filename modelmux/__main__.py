@@ -1,0 +1,3 @@
+from modelmux.cli import main
+
+main()
