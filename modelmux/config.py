@@ -109,6 +109,8 @@ class Config:
     #: Dotted key -> where its value came from ("file PATH", "env VAR", "implicit").
     sources: dict[str, str] = field(default_factory=dict)
     implicit_echo: bool = False
+    #: "state" / "cache" -> the backend's validated settings.
+    stores: dict[str, BaseModel] = field(default_factory=dict)
 
     @property
     def server(self) -> ServerSettings:
@@ -275,16 +277,25 @@ def validate_config(
 
     problems: list[str] = []
     providers: dict[str, ProviderSettings] = {}
+    stores: dict[str, BaseModel] = {}
     if registry is not None:
         providers = _validate_providers(settings, registry, path, problems)
         for section, table in (("state", registry.state_stores), ("cache", registry.caches)):
-            backend = getattr(settings, section).backend
+            section_settings = getattr(settings, section)
+            backend = section_settings.backend
             if backend not in table:
                 problems.append(
                     f"{section}.backend: unknown backend {backend!r}. Known: "
                     f"{', '.join(sorted(table))}. Fix: pick one of those, or install the plugin "
                     f"that provides {backend!r} (e.g. pip install modelmux-{backend})."
                 )
+                continue
+            options = section_settings.model_dump(exclude={"backend", "enabled"})
+            options["namespace"] = section
+            try:
+                stores[section] = table[backend].settings_model.model_validate(options)
+            except ValidationError as exc:
+                problems.extend(format_validation_error(exc, section, path))
     names = set(settings.providers)
     for model_name, model in settings.models.items():
         if model.provider not in names:
@@ -306,7 +317,7 @@ def validate_config(
         )
     if problems:
         raise ConfigError(problems)
-    return Config(settings, providers, path, sources, implicit)
+    return Config(settings, providers, path, sources, implicit, stores)
 
 
 def _validate_providers(

@@ -61,13 +61,9 @@ class Gateway:
             self.cache = self._open_store("cache")
 
     def _open_store(self, section: str) -> Any:
-        table = getattr(self.config.settings, section)
+        backend = getattr(self.config.settings, section).backend
         registry = self.plugins.registry.state_stores if section == "state" else self.plugins.registry.caches
-        reg = registry[table.backend]
-        options = table.model_dump(exclude={"backend", "enabled"})
-        options["namespace"] = section
-        settings = reg.settings_model.model_validate(options)
-        return reg.factory(settings)
+        return registry[backend].factory(self.config.stores[section])
 
     async def aclose(self) -> None:
         for name, provider in self.providers.items():

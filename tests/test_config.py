@@ -111,6 +111,8 @@ def test_a_container_needs_no_file() -> None:
         (ECHO + "[router]\ndefault_provider = 'ghost'\n", ["router.default_provider", "'ghost'"]),
         (ECHO + "[state]\nbackend = 'tape'\n", ["state.backend", "'tape'", "memory"]),
         ("[server\nport = 1\n", ["invalid TOML"]),
+        (ECHO + "[state]\nbackend = 'memory'\nmax_items = 0\n", ["state.max_items", "0"]),
+        (ECHO + "[cache]\nbackend = 'disk'\ncolour = 'red'\n", ["cache.colour", "unknown setting"]),
     ],
 )
 def test_errors_name_the_key_the_value_and_the_fix(isolated: Path, text: str, expected: list[str]) -> None:
