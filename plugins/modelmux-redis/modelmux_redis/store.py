@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
 from loguru import logger
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import RedisError
@@ -61,12 +61,13 @@ class RedisSettings(StoreSettings):
             )
         return url
 
-    @model_validator(mode="after")
-    def _tls_needs_rediss(self) -> RedisSettings:
-        tls = [f for f in _TLS_FIELDS if getattr(self, f)]
-        if tls and urlsplit(self.url).scheme != "rediss":
-            raise ValueError(f"{', '.join(tls)} need a rediss:// url (TLS); the url uses another scheme")
-        return self
+    @field_validator(*_TLS_FIELDS)
+    @classmethod
+    def _tls_needs_rediss(cls, value: str | None, info: ValidationInfo) -> str | None:
+        url = info.data.get("url")
+        if value and url and urlsplit(url).scheme != "rediss":
+            raise ValueError(f"TLS options need a rediss:// url, but url is {redact(url, 'url')!r}")
+        return value
 
     @property
     def prefix(self) -> str:
