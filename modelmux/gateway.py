@@ -16,7 +16,7 @@ import aiohttp
 from loguru import logger
 
 from modelmux import __version__
-from modelmux.config import Config
+from modelmux.config import Config, store_options
 from modelmux.http import open_client
 from modelmux.images import ImageFetcher
 from modelmux.plugins import Plugins
@@ -64,9 +64,7 @@ class Gateway:
         table = getattr(self.config.settings, section)
         registry = self.plugins.registry.state_stores if section == "state" else self.plugins.registry.caches
         reg = registry[table.backend]
-        options = table.model_dump(exclude={"backend", "enabled"})
-        options["namespace"] = section
-        settings = reg.settings_model.model_validate(options)
+        settings = reg.settings_model.model_validate(store_options(self.config.settings, section))
         return reg.factory(settings)
 
     async def aclose(self) -> None:
