@@ -11,6 +11,7 @@ from typing import Any
 import click
 import tomli_w
 from rich.console import Console
+from rich.markup import escape  # messages hold [table] names, not markup
 from rich.prompt import Prompt
 from rich.table import Table
 
@@ -24,7 +25,7 @@ err_console = Console(stderr=True)
 
 
 def _fail(message: str, code: int = 1) -> None:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     sys.exit(code)
 
 
@@ -34,7 +35,7 @@ def _load(config_path: str | None) -> tuple[Plugins, Config]:
         return plugins, load_config(config_path, plugins.registry)
     except ConfigError as exc:
         for problem in exc.problems:
-            err_console.print(f"[bold red]config error:[/] {problem}", highlight=False, soft_wrap=True)
+            err_console.print(f"[bold red]config error:[/] {escape(problem)}", highlight=False, soft_wrap=True)
         sys.exit(2)
 
 

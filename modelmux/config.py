@@ -232,7 +232,8 @@ def format_validation_error(exc: ValidationError, prefix: str, path: Path | None
                 "the spelling; docs/configuration.md lists every setting."
             )
         else:
-            shown = "***" if SECRET_KEYS.search(loc.rsplit(".", 1)[-1]) else repr(err["input"])
+            # redact() also masks a password inside a URL (redis://:pw@host).
+            shown = "***" if SECRET_KEYS.search(loc.rsplit(".", 1)[-1]) else repr(redact(err["input"]))
             problems.append(f"{loc}: {err['msg']} (got {shown}). Fix: {_where(loc, path)}.")
     return problems
 
@@ -290,10 +291,8 @@ def validate_config(
                     f"that provides {backend!r} (e.g. pip install modelmux-{backend})."
                 )
                 continue
-            options = section_settings.model_dump(exclude={"backend", "enabled"})
-            options["namespace"] = section
             try:
-                stores[section] = table[backend].settings_model.model_validate(options)
+                stores[section] = table[backend].settings_model.model_validate(store_options(settings, section))
             except ValidationError as exc:
                 problems.extend(format_validation_error(exc, section, path))
     names = set(settings.providers)
@@ -346,6 +345,13 @@ def _validate_providers(
         except ValidationError as exc:
             problems.extend(format_validation_error(exc, f"providers.{name}", path))
     return out
+
+
+def store_options(settings: Settings, section: str) -> dict[str, Any]:
+    """The ``[state]`` or ``[cache]`` table as its backend's settings model takes it."""
+    options: dict[str, Any] = getattr(settings, section).model_dump(exclude={"backend", "enabled"})
+    options["namespace"] = section
+    return options
 
 
 def redact(node: Any, key: str = "") -> Any:

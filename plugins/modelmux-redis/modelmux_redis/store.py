@@ -1,0 +1,159 @@
+"""The ``redis`` state store and cache on redis-py's asyncio client.
+
+One store object serves either ``[state]`` or ``[cache]``; its keys are
+``<key_prefix><namespace>:<key>`` so both can share one Redis database (and
+several ModelMux deployments can share one Redis with different prefixes).
+Counters (rate limits shared by replicas) are ``SET NX PX`` + ``INCRBY`` in one
+MULTI/EXEC transaction: atomic, and the TTL is set only when the key is created.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import redis.asyncio as aioredis
+from loguru import logger
+from pydantic import Field, ValidationInfo, field_validator
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.exceptions import RedisError
+
+from modelmux.config import redact
+from modelmux.errors import ModelMuxError
+from modelmux.stores import Cache, StateStore, StoreSettings
+
+SCHEMES = ("redis", "rediss", "unix")
+_TLS_FIELDS = ("ssl_ca_certs", "ssl_ca_path", "ssl_certfile", "ssl_keyfile", "ssl_password")
+
+
+class RedisSettings(StoreSettings):
+    url: str = Field(
+        "redis://127.0.0.1:6379/0",
+        description="redis://[user:password@]host:port/db; rediss:// for TLS; unix:///path.sock?db=0",
+    )
+    password: str | None = Field(None, description="instead of a password in the URL (the URL's wins)")
+    key_prefix: str = Field("modelmux:", description="prepended to every key, then '<namespace>:'")
+    max_connections: int = Field(50, gt=0, description="connection pool size (per worker process)")
+    pool_timeout_seconds: float = Field(5.0, gt=0, description="wait for a free pooled connection")
+    socket_timeout_seconds: float = Field(5.0, gt=0, description="wait for an answer to a command")
+    socket_connect_timeout_seconds: float = Field(2.0, gt=0, description="wait for a TCP/TLS connection")
+    retries: int = Field(1, ge=0, description="retries of a command after a connection error or timeout")
+    health_check_interval_seconds: int = Field(30, ge=0, description="ping idle connections before reuse; 0: never")
+    ssl_ca_certs: str | None = Field(None, description="CA bundle file to verify the server (rediss:// only)")
+    ssl_ca_path: str | None = Field(None, description="directory of CA certificates (rediss:// only)")
+    ssl_certfile: str | None = Field(None, description="client certificate for mutual TLS")
+    ssl_keyfile: str | None = Field(None, description="client key for mutual TLS")
+    ssl_password: str | None = Field(None, description="password of ssl_keyfile")
+    ssl_cert_reqs: Literal["required", "optional", "none"] = "required"
+    ssl_check_hostname: bool = True
+
+    @field_validator("url")
+    @classmethod
+    def _known_scheme(cls, url: str) -> str:
+        scheme = urlsplit(url).scheme
+        if scheme not in SCHEMES:
+            raise ValueError(
+                f"{redact(url, 'url')!r} is not a Redis URL. Use redis://host:6379/0, rediss://host:6380/0 (TLS) "
+                "or unix:///path/to/redis.sock"
+            )
+        return url
+
+    @field_validator(*_TLS_FIELDS)
+    @classmethod
+    def _tls_needs_rediss(cls, value: str | None, info: ValidationInfo) -> str | None:
+        url = info.data.get("url")
+        if value and url and urlsplit(url).scheme != "rediss":
+            raise ValueError(f"TLS options need a rediss:// url, but url is {redact(url, 'url')!r}")
+        return value
+
+    @property
+    def prefix(self) -> str:
+        return f"{self.key_prefix}{self.namespace}:"
+
+    def client_options(self) -> dict[str, Any]:
+        options: dict[str, Any] = {
+            "max_connections": self.max_connections,
+            "timeout": self.pool_timeout_seconds,
+            "socket_timeout": self.socket_timeout_seconds,
+            "socket_connect_timeout": self.socket_connect_timeout_seconds,
+            "health_check_interval": self.health_check_interval_seconds,
+            # Short, capped backoff: a dead Redis must surface as an error quickly, not hang readiness.
+            "retry": Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), self.retries),
+        }
+        if self.password is not None:
+            options["password"] = self.password
+        if urlsplit(self.url).scheme == "rediss":  # plain connections reject ssl_* keyword arguments
+            options["ssl_cert_reqs"] = self.ssl_cert_reqs
+            options["ssl_check_hostname"] = self.ssl_check_hostname
+            options.update({f: getattr(self, f) for f in _TLS_FIELDS if getattr(self, f)})
+        return options
+
+
+class RedisStoreError(ModelMuxError):
+    """Redis did not answer or refused a command: 503, the message names the URL (password masked) and the fix."""
+
+    status_code = 503
+    default_code = "store_unavailable"
+
+
+class RedisStore(StateStore, Cache):
+    """Shared by every worker and replica that points at the same Redis and prefix."""
+
+    def __init__(self, settings: RedisSettings) -> None:
+        self.settings = settings
+        self.prefix = settings.prefix
+        self._where = redact(settings.url, "url")
+        pool = aioredis.BlockingConnectionPool.from_url(settings.url, **settings.client_options())
+        # Values are bytes both ways: no decoding.
+        self._redis = aioredis.Redis(connection_pool=pool)
+        logger.info("redis {} store at {} (keys {}*)", settings.namespace, self._where, self.prefix)
+
+    @asynccontextmanager
+    async def _guard(self, op: str) -> AsyncIterator[None]:
+        try:
+            yield
+        except RedisError as exc:
+            raise RedisStoreError(
+                f"redis {self.settings.namespace} store at {self._where}: {op} failed: "
+                f"{type(exc).__name__}: {str(exc).rstrip('.')}. Fix: check that Redis is running and reachable, and "
+                f"{self.settings.namespace}.url (host, port, password, rediss:// for TLS)."
+            ) from exc
+
+    def _key(self, key: str) -> str:
+        return self.prefix + key
+
+    def _ttl_ms(self, ttl: float | None) -> int:
+        seconds = ttl if ttl is not None else self.settings.ttl_seconds
+        return max(1, int(seconds * 1000))
+
+    async def get(self, key: str) -> bytes | None:
+        async with self._guard("GET"):
+            value = await self._redis.get(self._key(key))
+        return value if isinstance(value, bytes) else None
+
+    async def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
+        async with self._guard("SET"):
+            await self._redis.set(self._key(key), value, px=self._ttl_ms(ttl))
+
+    async def delete(self, key: str) -> bool:
+        async with self._guard("DEL"):
+            return bool(await self._redis.delete(self._key(key)))
+
+    async def incr(self, key: str, amount: int = 1, ttl: float | None = None) -> int:
+        name = self._key(key)
+        async with self._guard("INCRBY"):
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.set(name, 0, nx=True, px=self._ttl_ms(ttl))  # only a new key gets the TTL
+                pipe.incrby(name, amount)
+                _, value = await pipe.execute()
+        return int(value)
+
+    async def ping(self) -> bool:
+        async with self._guard("PING"):
+            return bool(await self._redis.ping())
+
+    async def aclose(self) -> None:
+        await self._redis.aclose(close_connection_pool=True)
