@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import time
 from collections.abc import Iterator
@@ -241,17 +242,30 @@ def write_key_file(path: Path, key: rsa.RSAPrivateKey, token_uri: str, project: 
     return path
 
 
-@pytest.fixture
-def fake_vertex(rsa_key: rsa.RSAPrivateKey, tmp_path: Path) -> Iterator[FakeVertex]:
+@contextlib.contextmanager
+def _fake(key: rsa.RSAPrivateKey, directory: Path) -> Iterator[FakeVertex]:
     ref: list[FakeVertex] = []
     with serve_aiohttp(build_app(ref)) as server:
-        fake = FakeVertex(server, rsa_key.public_key())
+        fake = FakeVertex(server, key.public_key())
         ref.append(fake)
-        fake.key_file = write_key_file(tmp_path / "sa.json", rsa_key, f"{server.url}/token")
+        fake.key_file = write_key_file(directory / "sa.json", key, f"{server.url}/token")
         yield fake
 
 
 @pytest.fixture
+def fake_vertex(rsa_key: rsa.RSAPrivateKey, tmp_path: Path) -> Iterator[FakeVertex]:
+    with _fake(rsa_key, tmp_path) as fake:
+        yield fake
+
+
+@pytest.fixture(scope="module")
+def shared_fake_vertex(rsa_key: rsa.RSAPrivateKey, tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeVertex]:
+    """One fake for a whole module (end-to-end tests share one gateway in front of it)."""
+    with _fake(rsa_key, tmp_path_factory.mktemp("vertex")) as fake:
+        yield fake
+
+
+@pytest.fixture(scope="module")
 def image_server() -> Iterator[LoopbackServer]:
     async def png(_: web.Request) -> web.Response:
         return web.Response(body=PNG, content_type="image/png")
