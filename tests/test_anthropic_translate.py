@@ -72,7 +72,9 @@ async def test_system_and_developer_become_top_level_system_in_order() -> None:
 
 
 async def test_text_and_data_url_image_parts() -> None:
-    out = await translate(chat(user([{"type": "text", "text": "What is it?"}, {"type": "image_url", "image_url": {"url": PNG_URL}}])))
+    out = await translate(
+        chat(user([{"type": "text", "text": "What is it?"}, {"type": "image_url", "image_url": {"url": PNG_URL}}]))
+    )
     text, image = out["messages"][0]["content"]
     assert text == {"type": "text", "text": "What is it?"}
     assert image == {
@@ -106,7 +108,11 @@ async def test_tool_calls_and_results_round_trip() -> None:
                 "role": "assistant",
                 "content": None,
                 "tool_calls": [
-                    {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'}},
+                    {
+                        "id": "call_1",
+                        "type": "function",
+                        "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'},
+                    },
                     {"id": "call.2", "type": "function", "function": {"name": "get_weather", "arguments": ""}},
                 ],
             },

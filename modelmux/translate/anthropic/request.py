@@ -307,7 +307,7 @@ def _check_unsupported(body: dict[str, Any]) -> None:
             raise _bad(f"{key}: not supported by Claude{hint}", key, "unsupported_parameter")
     modalities = body.get("modalities")
     if modalities not in (None, ["text"]):
-        raise _bad("modalities: Claude answers with text only; use [\"text\"]", "modalities", "unsupported_value")
+        raise _bad('modalities: Claude answers with text only; use ["text"]', "modalities", "unsupported_value")
 
 
 async def to_anthropic(
@@ -342,9 +342,7 @@ async def to_anthropic(
         if max_tokens is None:
             max_tokens = budget + default_max_tokens
         elif max_tokens <= 1024:
-            raise _bad(
-                "max_tokens: with reasoning_effort it must exceed 1024 (thinking uses part of it)", "max_tokens"
-            )
+            raise _bad("max_tokens: with reasoning_effort it must exceed 1024 (thinking uses part of it)", "max_tokens")
         budget = min(budget, max_tokens - 1)
         out["thinking"] = {"type": "enabled", "budget_tokens": budget}
         if body.get("temperature") not in (None, 1, 1.0):

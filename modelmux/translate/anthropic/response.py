@@ -73,7 +73,10 @@ def from_anthropic(
                 {
                     "id": plan.tool_ids.get(tid, tid),
                     "type": "function",
-                    "function": {"name": block.get("name"), "arguments": orjson.dumps(block.get("input") or {}).decode()},
+                    "function": {
+                        "name": block.get("name"),
+                        "arguments": orjson.dumps(block.get("input") or {}).decode(),
+                    },
                 }
             )
         # redacted_thinking and server-tool blocks carry nothing the client can use

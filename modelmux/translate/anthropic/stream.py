@@ -105,7 +105,9 @@ async def stream_from_anthropic(
                 if role == "json":
                     yield chunk({"content": delta["partial_json"]})
                 elif role == "tool":
-                    yield chunk({"tool_calls": [{"index": tool_index, "function": {"arguments": delta["partial_json"]}}]})
+                    yield chunk(
+                        {"tool_calls": [{"index": tool_index, "function": {"arguments": delta["partial_json"]}}]}
+                    )
         elif kind == "message_delta":
             stop_reason = (event.get("delta") or {}).get("stop_reason") or stop_reason
             usage.update({k: v for k, v in (event.get("usage") or {}).items() if v is not None})

@@ -37,7 +37,7 @@ class _TimedRequest(google.auth.transport.requests.Request):
     def __call__(
         self, url: str, method: str = "GET", body: Any = None, headers: Any = None, timeout: Any = None, **kw: Any
     ) -> Any:
-        return super().__call__(url, method, body, headers, timeout=timeout or self._timeout, **kw)
+        return super().__call__(url, method, body, headers, timeout=timeout or self._timeout, **kw)  # type: ignore[no-untyped-call]
 
 
 def load_service_account(path: str) -> tuple[Any, str | None]:
@@ -45,7 +45,7 @@ def load_service_account(path: str) -> tuple[Any, str | None]:
     if not os.path.isfile(path):
         raise ValueError(f"credentials_file: {path} does not exist. Fix: point it at a service-account JSON key")
     try:
-        creds = service_account.Credentials.from_service_account_file(path, scopes=SCOPES)
+        creds = service_account.Credentials.from_service_account_file(path, scopes=SCOPES)  # type: ignore[no-untyped-call]
     except (ValueError, KeyError) as exc:
         raise ValueError(
             f"credentials_file: {path} is not a service-account JSON key ({exc}). "
@@ -95,7 +95,9 @@ class GoogleAuth:
                     f"provider {self.provider}: no Google credentials found ({exc}). Fix: {ADC_FIX}"
                 ) from exc
             except TimeoutError as exc:
-                raise UpstreamTimeoutError(f"provider {self.provider}: looking up Google credentials timed out") from exc
+                raise UpstreamTimeoutError(
+                    f"provider {self.provider}: looking up Google credentials timed out"
+                ) from exc
 
     async def headers(self) -> dict[str, str]:
         """``authorization`` (and ``x-goog-user-project`` for user credentials with a quota project)."""

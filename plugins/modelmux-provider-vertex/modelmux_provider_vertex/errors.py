@@ -64,7 +64,7 @@ def vertex_error(
         return NotFoundError(
             f"provider {provider}: model {model!r} was not found in project {project}, region {region} "
             f"({message}). Fix: check the model id (with its @version, e.g. claude-sonnet-4-5@20250929), "
-            f"that it is enabled in Model Garden, and that region {region!r} offers it (or use region = \"global\").",
+            f'that it is enabled in Model Garden, and that region {region!r} offers it (or use region = "global").',
             code="model_not_found",
         )
     if 400 <= status < 500:

@@ -88,9 +88,7 @@ def render(detected: dict[str, Any]) -> str:
     elif found.get("gce"):
         creds = "# credentials: the GCP metadata server (this machine runs on Google Cloud)"
     else:
-        creds = (
-            "# credentials: none found. Run `gcloud auth application-default login`, or set credentials_file below"
-        )
+        creds = "# credentials: none found. Run `gcloud auth application-default login`, or set credentials_file below"
     project_line = (
         f'project = "{project}"            # from {found.get("project_source", "your answer")}'
         if project

@@ -65,7 +65,9 @@ class VertexProvider(Provider):
         )
 
     async def chat(self, request: UpstreamRequest) -> Completion | EventStream:
-        plan = await to_anthropic(request.body, images=self.host.images, default_max_tokens=self.settings.default_max_tokens)
+        plan = await to_anthropic(
+            request.body, images=self.host.images, default_max_tokens=self.settings.default_max_tokens
+        )
         payload = {"anthropic_version": ANTHROPIC_VERSION, **plan.body}
         await self.auth.ensure_loaded()
         url = self.url(request.model, stream=request.stream)

@@ -17,5 +17,7 @@ class VertexSettings(ProviderSettings):
     )
     base_url: str | None = Field(None, description="override of https://{region}-aiplatform.googleapis.com")
     default_max_tokens: int = Field(
-        DEFAULT_MAX_TOKENS, ge=1, description="max_tokens sent when the client gives neither max_tokens nor max_completion_tokens"
+        DEFAULT_MAX_TOKENS,
+        ge=1,
+        description="max_tokens sent when the client gives neither max_tokens nor max_completion_tokens",
     )

@@ -191,7 +191,9 @@ def test_json_schema(client: openai.OpenAI, fake: Any, stream: bool) -> None:
     }
     messages: Any = [{"role": "user", "content": "Who wrote the first program?"}]
     if stream:
-        chunks = list(client.chat.completions.create(model="claude/json@1", messages=messages, response_format=fmt, stream=True))
+        chunks = list(
+            client.chat.completions.create(model="claude/json@1", messages=messages, response_format=fmt, stream=True)
+        )
         text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
         finish = [c.choices[0].finish_reason for c in chunks if c.choices][-1]
         assert not any(c.choices[0].delta.tool_calls for c in chunks if c.choices)
@@ -212,7 +214,9 @@ def test_thinking_as_reasoning_content(client: openai.OpenAI, fake: Any) -> None
     assert resp.choices[0].message.model_extra == {"reasoning_content": "The user wants 2+2. That is 4."}
     assert fake.last_body()["thinking"] == {"type": "enabled", "budget_tokens": 2048}
     chunks = list(client.chat.completions.create(model="claude/thinking@1", messages=hi(), stream=True))
-    reasoning = "".join((c.choices[0].delta.model_extra or {}).get("reasoning_content", "") for c in chunks if c.choices)
+    reasoning = "".join(
+        (c.choices[0].delta.model_extra or {}).get("reasoning_content", "") for c in chunks if c.choices
+    )
     assert reasoning == "The user wants 2+2. That is 4."
 
 
@@ -226,7 +230,9 @@ def test_thinking_as_reasoning_content(client: openai.OpenAI, fake: Any) -> None
         ("claude/error-403@1", openai.InternalServerError, 502, "roles/aiplatform.user"),
     ],
 )
-def test_upstream_errors(client: openai.OpenAI, model: str, error: type[openai.APIStatusError], status: int, words: str) -> None:
+def test_upstream_errors(
+    client: openai.OpenAI, model: str, error: type[openai.APIStatusError], status: int, words: str
+) -> None:
     for stream in (False, True):
         with pytest.raises(error) as info:
             client.chat.completions.create(model=model, messages=hi(), stream=stream)

@@ -10,6 +10,9 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
+from modelmux_provider_vertex.presets import render
+from modelmux_provider_vertex.provider import VertexProvider, vertex_base_url
+from modelmux_provider_vertex.settings import VertexSettings
 
 from modelmux.config import ServerSettings
 from modelmux.errors import (
@@ -24,9 +27,6 @@ from modelmux.http import open_client
 from modelmux.images import ImageFetcher
 from modelmux.provider import Completion, EventStream, Host, UpstreamRequest
 from modelmux.testing import ProviderContract
-from modelmux_provider_vertex.presets import render
-from modelmux_provider_vertex.provider import VertexProvider, vertex_base_url
-from modelmux_provider_vertex.settings import VertexSettings
 
 
 def make(fake: Any, host: Host, **over: Any) -> VertexProvider:
