@@ -1,0 +1,39 @@
+"""OpenAI Chat Completions <-> Anthropic Messages, both directions, streaming included.
+
+Used by every provider that speaks Anthropic Messages (Claude on Vertex AI, Bedrock
+InvokeModel, the Anthropic API). Transport is the caller's: it adds what its
+upstream needs (``anthropic_version``, ``model``, URL, auth) to ``plan.body``.
+
+    plan = await to_anthropic(body, images=host.images)
+    body = {"anthropic_version": "vertex-2023-10-16", **plan.body}
+    ...
+    completion = from_anthropic(message, plan, model=request.public_model)
+    chunks = stream_from_anthropic(events, plan, model=request.public_model)
+"""
+
+from modelmux.translate.anthropic.errors import error_from_event, error_type_to_exception
+from modelmux.translate.anthropic.request import (
+    DEFAULT_MAX_TOKENS,
+    IMAGE_TYPES,
+    JSON_TOOL_NAME,
+    THINKING_BUDGETS,
+    AnthropicPlan,
+    to_anthropic,
+)
+from modelmux.translate.anthropic.response import FINISH_REASONS, from_anthropic, usage_from_anthropic
+from modelmux.translate.anthropic.stream import stream_from_anthropic
+
+__all__ = [
+    "DEFAULT_MAX_TOKENS",
+    "FINISH_REASONS",
+    "IMAGE_TYPES",
+    "JSON_TOOL_NAME",
+    "THINKING_BUDGETS",
+    "AnthropicPlan",
+    "error_from_event",
+    "error_type_to_exception",
+    "from_anthropic",
+    "stream_from_anthropic",
+    "to_anthropic",
+    "usage_from_anthropic",
+]

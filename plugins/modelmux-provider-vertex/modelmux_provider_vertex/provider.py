@@ -1,0 +1,157 @@
+"""The ``vertex`` provider: Claude (Anthropic publisher models) on Vertex AI.
+
+Requests are translated by the host's Anthropic translator
+(``modelmux.translate.anthropic``); this module adds what is Vertex's own: the
+``anthropic_version`` marker instead of a ``model`` key, the
+``:rawPredict`` / ``:streamRawPredict`` URLs, Google auth and Vertex's errors.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+import orjson
+
+from modelmux.errors import UpstreamAuthError, UpstreamError
+from modelmux.http import timeout_for, upstream_errors
+from modelmux.provider import Check, Completion, DictEventStream, EventStream, Host, Provider, UpstreamRequest
+from modelmux.sse import SSEParser
+from modelmux.translate.anthropic import AnthropicPlan, from_anthropic, stream_from_anthropic, to_anthropic
+from modelmux_provider_vertex.auth import ADC_FIX, GoogleAuth
+from modelmux_provider_vertex.errors import vertex_error
+from modelmux_provider_vertex.settings import VertexSettings
+
+ANTHROPIC_VERSION = "vertex-2023-10-16"
+
+
+def vertex_base_url(region: str) -> str:
+    if region == "global":
+        return "https://aiplatform.googleapis.com"
+    return f"https://{region}-aiplatform.googleapis.com"
+
+
+class VertexProvider(Provider):
+    settings: VertexSettings
+
+    def __init__(self, name: str, settings: VertexSettings, host: Host) -> None:
+        super().__init__(name, settings, host)
+        self.auth = GoogleAuth(name, settings.credentials_file, settings.timeout_seconds)
+        self.base_url = (settings.base_url or vertex_base_url(settings.region)).rstrip("/")
+
+    @property
+    def project(self) -> str | None:
+        return self.settings.project or self.auth.project or os.environ.get("GOOGLE_CLOUD_PROJECT") or None
+
+    def _project(self) -> str:
+        project = self.project
+        if not project:
+            raise UpstreamAuthError(
+                f"providers.{self.name}.project: missing. Set it, set GOOGLE_CLOUD_PROJECT, "
+                "or run: modelmux config init --preset vertex",
+                code="upstream_config_error",
+            )
+        return project
+
+    def url(self, model: str, *, stream: bool) -> str:
+        method = "streamRawPredict" if stream else "rawPredict"
+        region = self.settings.region
+        return (
+            f"{self.base_url}/v1/projects/{quote(self._project(), safe='')}/locations/{quote(region, safe='')}"
+            f"/publishers/anthropic/models/{quote(model, safe='@')}:{method}"
+        )
+
+    async def chat(self, request: UpstreamRequest) -> Completion | EventStream:
+        plan = await to_anthropic(
+            request.body, images=self.host.images, default_max_tokens=self.settings.default_max_tokens
+        )
+        payload = {"anthropic_version": ANTHROPIC_VERSION, **plan.body}
+        await self.auth.ensure_loaded()
+        url = self.url(request.model, stream=request.stream)
+        headers = await self.auth.headers()
+        headers["content-type"] = "application/json"
+        if request.stream:
+            headers["accept"] = "text/event-stream"
+        async with upstream_errors(self.name):
+            resp = await self.host.http.post(
+                url,
+                data=orjson.dumps(payload),
+                headers=headers,
+                timeout=timeout_for(self.settings, stream=request.stream),
+            )
+            if resp.status != 200:
+                try:
+                    body = await resp.read()
+                finally:
+                    resp.release()
+                raise self._error(resp.status, body, resp.headers, request.model)
+            if not request.stream:
+                try:
+                    raw = await resp.read()
+                finally:
+                    resp.release()
+        if not request.stream:
+            return self._completion(raw, plan, request.public_model)
+        chunks = stream_from_anthropic(self._events(resp), plan, model=request.public_model, provider=self.name)
+
+        async def close() -> None:
+            resp.close()  # a stream ended early must not return a half-read connection to the pool
+
+        return DictEventStream(chunks, on_close=close)
+
+    def _completion(self, raw: bytes, plan: AnthropicPlan, model: str) -> Completion:
+        try:
+            message = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise UpstreamError(f"provider {self.name}: Vertex AI answered invalid JSON: {exc}") from exc
+        return Completion(data=from_anthropic(message, plan, model=model, provider=self.name))
+
+    async def _events(self, resp: aiohttp.ClientResponse) -> AsyncIterator[dict[str, Any]]:
+        """Anthropic stream events, decoded; bytes are split into events before decoding."""
+        parser = SSEParser()
+        async with upstream_errors(self.name):
+            async for chunk in resp.content.iter_any():
+                for ev in parser.feed(chunk):
+                    yield self._decode(ev.data)
+            for ev in parser.flush():
+                yield self._decode(ev.data)
+
+    def _decode(self, data: bytes) -> dict[str, Any]:
+        try:
+            event = orjson.loads(data)
+        except orjson.JSONDecodeError as exc:
+            raise UpstreamError(f"provider {self.name}: invalid JSON in the Vertex AI stream: {exc}") from exc
+        if not isinstance(event, dict):
+            raise UpstreamError(f"provider {self.name}: unexpected event in the Vertex AI stream: {data[:200]!r}")
+        return event
+
+    def _error(self, status: int, body: bytes, headers: Any, model: str) -> Exception:
+        return vertex_error(
+            self.name,
+            status,
+            body,
+            headers,
+            model=model,
+            project=self.project or "(unset)",
+            region=self.settings.region,
+            principal=self.auth.principal,
+        )
+
+    async def doctor(self) -> list[Check]:
+        from modelmux_provider_vertex.doctor import run_checks
+
+        return await run_checks(self)
+
+
+def factory(name: str, settings: Any, host: Host) -> VertexProvider:
+    assert isinstance(settings, VertexSettings)
+    try:
+        return VertexProvider(name, settings, host)
+    except ValueError as exc:
+        raise ValueError(f"providers.{name}.{exc}") from exc
+
+
+__all__ = ["ADC_FIX", "ANTHROPIC_VERSION", "VertexProvider", "factory", "vertex_base_url"]
