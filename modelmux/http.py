@@ -112,7 +112,9 @@ def error_from_status(
     that names the provider and the fix; 429 keeps ``retry-after``.
     """
     message, data = error_message(body)
-    openai_shaped = isinstance(data, dict) and isinstance(data.get("error"), dict)
+    err = data.get("error") if isinstance(data, dict) else None
+    # Only a body in OpenAI's own shape is passed on untouched (not Anthropic's or Google's).
+    openai_shaped = isinstance(err, dict) and "message" in err and "type" in err
     if status in (401, 403):
         fix = auth_fix or f"check the credentials of [providers.{provider}]"
         return UpstreamAuthError(

@@ -40,10 +40,13 @@ class LoopbackServer:
     requests: list[dict[str, Any]] = field(default_factory=list)
 
 
+SERVER_KEY: web.AppKey[LoopbackServer] = web.AppKey("modelmux_server", LoopbackServer)
+
+
 @web.middleware
 async def _record(request: web.Request, handler: Any) -> web.StreamResponse:
     body = await request.read()
-    request.app["modelmux_server"].requests.append(
+    request.app[SERVER_KEY].requests.append(
         {
             "method": request.method,
             "path": request.path_qs,
@@ -65,7 +68,7 @@ def serve_aiohttp(app: web.Application) -> Iterator[LoopbackServer]:
     runner = web.AppRunner(app, handle_signals=False, access_log=None)
     port = free_port()
     server = LoopbackServer(f"http://127.0.0.1:{port}", port, loop)
-    app["modelmux_server"] = server
+    app[SERVER_KEY] = server
 
     async def start() -> None:
         await runner.setup()
