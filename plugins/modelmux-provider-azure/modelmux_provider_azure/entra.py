@@ -19,7 +19,7 @@ class EntraTokens:
         try:
             from azure.identity.aio import DefaultAzureCredential
         except ImportError as exc:
-            raise RuntimeError(f"auth = \"entra\" needs azure-identity. Fix: {INSTALL_HINT}") from exc
+            raise RuntimeError(f'auth = "entra" needs azure-identity. Fix: {INSTALL_HINT}') from exc
         kwargs: dict[str, Any] = {}
         if managed_identity_client_id:
             kwargs["managed_identity_client_id"] = managed_identity_client_id

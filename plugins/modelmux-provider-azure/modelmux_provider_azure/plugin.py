@@ -21,7 +21,9 @@ def render_preset(detected: dict[str, Any]) -> str:
         found = "# AZURE_OPENAI_ENDPOINT is not set: put your resource's endpoint below.\n"
         endpoint = "https://RESOURCE.openai.azure.com"
     version_line = (
-        f"api_version = {json.dumps(api_version)}" if api_version else '# api_version = "2024-10-21"  # omitted: the v1 API at /openai/v1/'
+        f"api_version = {json.dumps(api_version)}"
+        if api_version
+        else '# api_version = "2024-10-21"  # omitted: the v1 API at /openai/v1/'
     )
     return f"""\
 # ModelMux configuration: Azure OpenAI.

@@ -64,7 +64,7 @@ class AzureSettings(ProviderSettings):
     def _credentials(self) -> AzureSettings:
         if self.auth == "api_key" and not self.api_key.get_secret_value():
             raise ValueError(
-                "api_key: missing. Set it (e.g. api_key = \"${AZURE_OPENAI_API_KEY}\"), or set auth = \"entra\" "
+                'api_key: missing. Set it (e.g. api_key = "${AZURE_OPENAI_API_KEY}"), or set auth = "entra" '
                 "to use Microsoft Entra ID (pip install 'modelmux-provider-azure[entra]')"
             )
         return self
@@ -84,7 +84,7 @@ def content_filter_error(provider: str, body: bytes) -> ModelMuxError | None:
     err = data.get("error") if isinstance(data, dict) else None
     if not isinstance(err, dict):
         return None
-    inner = err.get("innererror") if isinstance(err.get("innererror"), dict) else {}
+    inner: dict[str, Any] = err["innererror"] if isinstance(err.get("innererror"), dict) else {}
     if err.get("code") != "content_filter" and inner.get("code") != "ResponsibleAIPolicyViolation":
         return None
     results = inner.get("content_filter_result") or {}
@@ -187,7 +187,7 @@ class AzureProvider(Provider):
             provider=self.name,
             data=request_body(request),
             headers=await self._headers_for(request.stream),
-            timeout=self._stream_timeout if request.stream else self._timeout,
+            client_timeout=self._stream_timeout if request.stream else self._timeout,
             errors=self._errors,
             params=self._params,
         )
@@ -211,7 +211,7 @@ class AzureProvider(Provider):
             f"{self.root}/models",
             provider=self.name,
             headers=await self._headers_for(False),
-            timeout=self._timeout,
+            client_timeout=self._timeout,
             params=self._params,
             errors=self._errors,
         )

@@ -206,7 +206,10 @@ def make_app() -> web.Application:
         resp = web.StreamResponse(headers={"content-type": "text/event-stream"})
         await resp.prepare(request)
         for name, payload in (
-            ("response.created", {"type": "response.created", "response": {**data, "status": "in_progress", "output": []}}),
+            (
+                "response.created",
+                {"type": "response.created", "response": {**data, "status": "in_progress", "output": []}},
+            ),
             ("response.completed", {"type": "response.completed", "response": data}),
         ):
             await resp.write(f"event: {name}\n".encode() + b"data: " + orjson.dumps(payload) + b"\n\n")

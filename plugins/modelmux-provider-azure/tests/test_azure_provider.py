@@ -10,6 +10,8 @@ from typing import Any
 import openai
 import orjson
 import pytest
+from modelmux_provider_azure.plugin import render_preset
+from modelmux_provider_azure.provider import AzureProvider, AzureSettings, responses_supported
 
 from modelmux.config import ConfigError, ServerSettings, load_config
 from modelmux.errors import ModelMuxError, UpstreamAuthError
@@ -18,8 +20,6 @@ from modelmux.images import ImageFetcher
 from modelmux.plugins import load_plugins
 from modelmux.provider import Completion, EventStream, Host, RawEventStream, UpstreamRequest
 from modelmux.testing import LoopbackServer, ProviderContract, RunningGateway, run_gateway
-from modelmux_provider_azure.plugin import render_preset
-from modelmux_provider_azure.provider import AzureProvider, AzureSettings, responses_supported
 
 API_KEY = "azure-key-123"
 API_VERSION = "2024-10-21"
@@ -129,7 +129,13 @@ async def test_wrong_key_is_a_502_with_the_fix(host: Host, fake_azure: LoopbackS
 @pytest.fixture
 def managed_identity(fake_azure: LoopbackServer, monkeypatch: pytest.MonkeyPatch) -> None:
     """azure-identity finds an App Service managed identity whose endpoint is the fake's."""
-    for var in ("AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AZURE_CLIENT_SECRET", "AZURE_FEDERATED_TOKEN_FILE", "MSI_ENDPOINT"):
+    for var in (
+        "AZURE_CLIENT_ID",
+        "AZURE_TENANT_ID",
+        "AZURE_CLIENT_SECRET",
+        "AZURE_FEDERATED_TOKEN_FILE",
+        "MSI_ENDPOINT",
+    ):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("IDENTITY_ENDPOINT", fake_azure.url + "/msi/token")
     monkeypatch.setenv("IDENTITY_HEADER", "identity-secret")
@@ -166,7 +172,10 @@ async def test_native_responses_on_both_paths(host: Host, fake_azure: LoopbackSe
     old = make(fake_azure.url, host, api_version=API_VERSION)
     assert old.native_responses is False
     for p, path in (
-        (make(fake_azure.url, host, api_version="2025-04-01-preview"), "/openai/responses?api-version=2025-04-01-preview"),
+        (
+            make(fake_azure.url, host, api_version="2025-04-01-preview"),
+            "/openai/responses?api-version=2025-04-01-preview",
+        ),
         (make(fake_azure.url, host), "/openai/v1/responses"),
     ):
         assert p.native_responses is True
@@ -183,7 +192,10 @@ async def test_native_responses_on_both_paths(host: Host, fake_azure: LoopbackSe
 
 
 async def test_list_models_and_doctor(host: Host, fake_azure: LoopbackServer) -> None:
-    for kw, path in (({"api_version": API_VERSION}, f"/openai/models?api-version={API_VERSION}"), ({}, "/openai/v1/models")):
+    for kw, path in (
+        ({"api_version": API_VERSION}, f"/openai/models?api-version={API_VERSION}"),
+        ({}, "/openai/v1/models"),
+    ):
         p = make(fake_azure.url, host, **kw)
         assert await p.list_models() == ["gpt-4o", "gpt-4.1-mini"]
         assert fake_azure.requests[-1]["path"] == path

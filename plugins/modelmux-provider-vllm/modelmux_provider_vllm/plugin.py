@@ -27,7 +27,7 @@ def detect_models(base_url: str, timeout: float = DETECT_TIMEOUT_SECONDS) -> lis
     if key:
         req.add_header("authorization", f"Bearer {key}")
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 (http(s) URL from config)
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
             data = json.loads(resp.read(1024 * 1024))
     except (OSError, ValueError, urllib.error.URLError):
         return None

@@ -83,7 +83,7 @@ class OpenAICompatibleProvider(Provider):
             provider=self.name,
             data=request_body(request),
             headers=self._stream_headers if request.stream else self._headers,
-            timeout=self._stream_timeout if request.stream else self._timeout,
+            client_timeout=self._stream_timeout if request.stream else self._timeout,
             errors=self._errors,
         )
         if request.stream:
@@ -104,7 +104,7 @@ class OpenAICompatibleProvider(Provider):
             self.base_url + "/models",
             provider=self.name,
             headers=self._headers,
-            timeout=self._timeout,
+            client_timeout=self._timeout,
             errors=self._errors,
         )
         items = data.get("data") if isinstance(data, dict) else None

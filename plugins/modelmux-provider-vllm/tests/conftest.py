@@ -32,7 +32,9 @@ def error_body(message: str, type_: str, code: str | None = None, param: str | N
     return orjson.dumps({"error": {"message": message, "type": type_, "param": param, "code": code}})
 
 
-def completion(model: str, text: str, *, finish: str = "stop", tool_calls: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def completion(
+    model: str, text: str, *, finish: str = "stop", tool_calls: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
     message: dict[str, Any] = {"role": "assistant", "content": None if tool_calls else text, "refusal": None}
     if tool_calls:
         message["tool_calls"] = tool_calls
@@ -79,7 +81,11 @@ TOOL_CALL = {
 def stream_frames(model: str, body: dict[str, Any]) -> list[bytes]:
     frames = [chunk(model, {"role": "assistant", "content": ""})]
     if body.get("tools"):
-        frames.append(chunk(model, {"tool_calls": [{"index": 0, **TOOL_CALL, "function": {"name": "get_weather", "arguments": ""}}]}))
+        frames.append(
+            chunk(
+                model, {"tool_calls": [{"index": 0, **TOOL_CALL, "function": {"name": "get_weather", "arguments": ""}}]}
+            )
+        )
         frames.append(chunk(model, {"tool_calls": [{"index": 0, "function": {"arguments": '{"city": "Paris"}'}}]}))
         frames.append(chunk(model, {}, "tool_calls"))
     else:
@@ -124,10 +130,19 @@ def responses_object(model: str) -> dict[str, Any]:
 def responses_frames(model: str) -> list[bytes]:
     final = responses_object(model)
     events = [
-        ("response.created", {"type": "response.created", "response": {**final, "status": "in_progress", "output": []}}),
+        (
+            "response.created",
+            {"type": "response.created", "response": {**final, "status": "in_progress", "output": []}},
+        ),
         (
             "response.output_text.delta",
-            {"type": "response.output_text.delta", "item_id": "msg_1", "output_index": 0, "content_index": 0, "delta": "Hello"},
+            {
+                "type": "response.output_text.delta",
+                "item_id": "msg_1",
+                "output_index": 0,
+                "content_index": 0,
+                "delta": "Hello",
+            },
         ),
         ("response.completed", {"type": "response.completed", "response": final}),
     ]
@@ -181,7 +196,10 @@ def make_app(api_key: str | None = API_KEY, *, auth_header: str = "authorization
             return web.Response(
                 status=400,
                 body=error_body(
-                    "This model's maximum context length is 8192 tokens.", "BadRequestError", "context_length_exceeded", "messages"
+                    "This model's maximum context length is 8192 tokens.",
+                    "BadRequestError",
+                    "context_length_exceeded",
+                    "messages",
                 ),
                 content_type="application/json",
             )
@@ -190,7 +208,14 @@ def make_app(api_key: str | None = API_KEY, *, auth_header: str = "authorization
         if not body.get("stream"):
             tools = body.get("tools")
             return web.Response(
-                body=orjson.dumps(completion(model, "Hello from fake vLLM", finish="tool_calls" if tools else "stop", tool_calls=[TOOL_CALL] if tools else None)),
+                body=orjson.dumps(
+                    completion(
+                        model,
+                        "Hello from fake vLLM",
+                        finish="tool_calls" if tools else "stop",
+                        tool_calls=[TOOL_CALL] if tools else None,
+                    )
+                ),
                 content_type="application/json",
             )
         if model == "drops":
@@ -297,4 +322,3 @@ def wait() -> Any:
 def expected_frames() -> Any:
     """``expected_frames(upstream_model, body)``: the SSE frames the fake sends for a chat stream."""
     return stream_frames
-

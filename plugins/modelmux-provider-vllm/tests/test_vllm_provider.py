@@ -9,14 +9,14 @@ from typing import Any
 
 import orjson
 import pytest
+from modelmux_provider_vllm.plugin import render_preset
+from modelmux_provider_vllm.provider import OpenAICompatibleProvider, OpenAICompatibleSettings
 
 from modelmux.config import ConfigError, load_config
 from modelmux.errors import ModelMuxError, UpstreamAuthError, UpstreamError
 from modelmux.plugins import load_plugins
 from modelmux.provider import Completion, EventStream, Host, RawEventStream, UpstreamRequest
 from modelmux.testing import LoopbackServer, ProviderContract, free_port
-from modelmux_provider_vllm.plugin import render_preset
-from modelmux_provider_vllm.provider import OpenAICompatibleProvider, OpenAICompatibleSettings
 
 API_KEY = "sk-vllm-test"
 
@@ -112,7 +112,9 @@ async def test_custom_key_header_and_static_headers(host: Host, make_fake_vllm: 
 
 async def test_no_key_sends_no_auth_header(host: Host, make_fake_vllm: Any) -> None:
     server = make_fake_vllm(api_key=None)
-    result = await make(server.url, host, api_key="").chat(req({"model": "x", "messages": [{"role": "user", "content": "hi"}]}))
+    result = await make(server.url, host, api_key="").chat(
+        req({"model": "x", "messages": [{"role": "user", "content": "hi"}]})
+    )
     assert isinstance(result, Completion)
     assert "Authorization" not in server.requests[-1]["headers"]
 
@@ -226,3 +228,13 @@ def test_alias_type_vllm_and_bad_settings_name_the_key(tmp_path: Path) -> None:
     path.write_text('[providers.local]\ntype = "vllm"\nbase_url = "ftp://x"\n')
     with pytest.raises(ConfigError, match=r"providers\.local\.base_url"):
         load_config(path, load_plugins().registry)
+
+
+@pytest.mark.parametrize("name", ["vllm-llama3.toml", "vllm-gpt-oss-120b.toml"])
+def test_example_configs_are_valid(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("VLLM_BASE_URL", raising=False)
+    path = Path(__file__).resolve().parents[3] / "examples" / name
+    cfg = load_config(path, load_plugins().registry)
+    settings = cfg.providers["vllm"]
+    assert isinstance(settings, OpenAICompatibleSettings) and settings.base_url == "http://localhost:8000/v1"
+    assert all(m.provider == "vllm" for m in cfg.settings.models.values())
