@@ -45,7 +45,7 @@ async def open_upstream(
     provider: str,
     data: bytes | None,
     headers: Mapping[str, str],
-    timeout: aiohttp.ClientTimeout,
+    client_timeout: aiohttp.ClientTimeout,
     errors: ErrorMapper | None = None,
     method: str = "POST",
     params: Mapping[str, str] | None = None,
@@ -55,7 +55,7 @@ async def open_upstream(
     The caller owns the response and must ``release()``/``close()`` it.
     """
     async with upstream_errors(provider):
-        resp = await http.request(method, url, data=data, headers=headers, params=params, timeout=timeout)
+        resp = await http.request(method, url, data=data, headers=headers, params=params, timeout=client_timeout)
         if resp.status < 300:
             return resp
         try:
@@ -128,13 +128,21 @@ async def get_json(
     *,
     provider: str,
     headers: Mapping[str, str],
-    timeout: aiohttp.ClientTimeout,
+    client_timeout: aiohttp.ClientTimeout,
     params: Mapping[str, str] | None = None,
     errors: ErrorMapper | None = None,
 ) -> Any:
     """GET a small JSON document (model lists, health checks)."""
     resp = await open_upstream(
-        http, url, provider=provider, data=None, headers=headers, timeout=timeout, errors=errors, method="GET", params=params
+        http,
+        url,
+        provider=provider,
+        data=None,
+        headers=headers,
+        client_timeout=client_timeout,
+        errors=errors,
+        method="GET",
+        params=params,
     )
     completion = await read_completion(resp, provider=provider)
     return completion.json()
