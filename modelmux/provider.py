@@ -23,7 +23,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
@@ -271,6 +271,8 @@ class RawEventStream(EventStream):
                     raise UpstreamError(f"provider {self._provider}: invalid JSON in stream: {exc}") from exc
                 if isinstance(payload, dict):
                     usage = payload.get("usage")
+                    if not usage and self.kind == "responses":  # response.completed carries it inside
+                        usage = (payload.get("response") or {}).get("usage")
                     if usage:
                         self.usage = usage
                     if "error" in payload and self.kind == "chat":
@@ -305,8 +307,9 @@ class Provider(ABC):
     client) and map upstream failures to ``modelmux.errors`` in one place.
     """
 
-    #: Set true when ``responses()`` forwards to a native Responses API.
-    native_responses: ClassVar[bool] = False
+    #: True when ``responses()`` forwards to a native Responses API. A class default;
+    #: a provider may set it per instance from its settings (e.g. an API version).
+    native_responses: bool = False
 
     def __init__(self, name: str, settings: ProviderSettings, host: Host) -> None:
         self.name = name

@@ -1,0 +1,147 @@
+"""The ``openai_compatible`` provider (alias ``vllm``): vLLM, llama.cpp's server, OpenAI itself.
+
+A passthrough: the client's body goes upstream with only ``model`` replaced, and the
+upstream's bytes come back untouched (see ``modelmux.passthrough``). Nothing is parsed
+on the hot path except the status line and, cheaply, the usage of a stream.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import Field, SecretStr, field_validator
+
+from modelmux.errors import ModelMuxError
+from modelmux.http import error_from_status, timeout_for
+from modelmux.passthrough import get_json, open_upstream, raw_stream, read_completion, request_body
+from modelmux.provider import (
+    Check,
+    Completion,
+    EventStream,
+    Host,
+    Provider,
+    ProviderSettings,
+    UpstreamRequest,
+)
+
+
+class OpenAICompatibleSettings(ProviderSettings):
+    type: str = "openai_compatible"
+    base_url: str = Field(
+        "http://localhost:8000/v1",
+        description="the upstream's OpenAI API root, usually ending in /v1",
+    )
+    api_key: SecretStr = Field(SecretStr(""), description="empty: no auth header")
+    api_key_header: str | None = Field(
+        None,
+        description='send the key raw in this header instead of "Authorization: Bearer KEY"',
+    )
+    headers: dict[str, str] = Field(default_factory=dict, description="static headers added to every upstream call")
+    native_responses: bool = Field(True, description="the upstream serves /v1/responses itself (vLLM does)")
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        value = value.strip()
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"must start with http:// or https:// (got {value!r}), e.g. http://localhost:8000/v1")
+        return value.rstrip("/")
+
+
+class OpenAICompatibleProvider(Provider):
+    settings: OpenAICompatibleSettings
+
+    def __init__(self, name: str, settings: OpenAICompatibleSettings, host: Host) -> None:
+        super().__init__(name, settings, host)
+        self.native_responses = settings.native_responses
+        self.base_url = settings.base_url
+        headers: dict[str, str] = {"content-type": "application/json", "accept": "application/json"}
+        headers.update(settings.headers)
+        key = settings.api_key.get_secret_value()
+        if key:
+            if settings.api_key_header:
+                headers[settings.api_key_header] = key
+            else:
+                headers["authorization"] = f"Bearer {key}"
+        self._headers = headers
+        self._stream_headers = {**headers, "accept": "text/event-stream"}
+        self._timeout = timeout_for(settings)
+        self._stream_timeout = timeout_for(settings, stream=True)
+
+    @property
+    def _auth_fix(self) -> str:
+        return f"set providers.{self.name}.api_key (and api_key_header if the server wants another header)"
+
+    def _errors(self, status: int, body: bytes, headers: Mapping[str, str]) -> ModelMuxError:
+        return error_from_status(self.name, status, body, headers, auth_fix=self._auth_fix)
+
+    async def _post(self, path: str, request: UpstreamRequest, kind: Any) -> Completion | EventStream:
+        resp = await open_upstream(
+            self.host.http,
+            self.base_url + path,
+            provider=self.name,
+            data=request_body(request),
+            headers=self._stream_headers if request.stream else self._headers,
+            client_timeout=self._stream_timeout if request.stream else self._timeout,
+            errors=self._errors,
+        )
+        if request.stream:
+            return raw_stream(resp, provider=self.name, kind=kind)
+        return await read_completion(resp, provider=self.name)
+
+    async def chat(self, request: UpstreamRequest) -> Completion | EventStream:
+        return await self._post("/chat/completions", request, "chat")
+
+    async def responses(self, request: UpstreamRequest) -> Completion | EventStream:
+        if not self.native_responses:
+            return await super().responses(request)
+        return await self._post("/responses", request, "responses")
+
+    async def list_models(self) -> list[str]:
+        data = await get_json(
+            self.host.http,
+            self.base_url + "/models",
+            provider=self.name,
+            headers=self._headers,
+            client_timeout=self._timeout,
+            errors=self._errors,
+        )
+        items = data.get("data") if isinstance(data, dict) else None
+        return [str(m["id"]) for m in items or [] if isinstance(m, dict) and "id" in m]
+
+    async def doctor(self) -> list[Check]:
+        checks: list[Check] = []
+        try:
+            models = await self.list_models()
+        except ModelMuxError as exc:
+            if exc.code == "upstream_auth_error":
+                checks.append(Check("upstream accepts our key", False, exc.message, self._auth_fix, "auth"))
+            elif exc.status_code == 404:
+                checks.append(
+                    Check(
+                        "upstream serves /models",
+                        False,
+                        f"{self.base_url}/models: {exc.message}",
+                        f"base_url usually ends in /v1; try {self.base_url}/v1",
+                        "config",
+                    )
+                )
+            else:
+                checks.append(
+                    Check(
+                        "upstream reachable",
+                        False,
+                        exc.message,
+                        f"start the server at {self.base_url}, or fix providers.{self.name}.base_url",
+                        "network",
+                    )
+                )
+            return checks
+        checks.append(Check("upstream reachable", True, f"{self.base_url}: {len(models)} model(s)", topic="network"))
+        return checks
+
+
+def factory(name: str, settings: ProviderSettings, host: Host) -> OpenAICompatibleProvider:
+    assert isinstance(settings, OpenAICompatibleSettings)
+    return OpenAICompatibleProvider(name, settings, host)
