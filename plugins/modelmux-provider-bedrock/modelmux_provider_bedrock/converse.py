@@ -329,7 +329,7 @@ def to_completion(data: dict[str, Any], call: ConverseCall, model: str) -> dict[
     out_message: dict[str, Any] = {"role": "assistant", "content": content, "refusal": None}
     if tool_calls:
         out_message["tool_calls"] = tool_calls
-    reason = finish_reason(data.get("stopReason"), only_output_tool=not tool_calls)
+    reason = finish_reason(data.get("stopReason"), only_output_tool=output_json is not None and not tool_calls)
     return {
         "id": new_id(),
         "object": "chat.completion",

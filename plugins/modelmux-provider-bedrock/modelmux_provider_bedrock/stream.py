@@ -122,7 +122,9 @@ class ChunkBuilder:
                 out.append(self.chunk({"content": "".join(self._held)}))
             self._held.clear()
             self.finished = True
-            reason = finish_reason(data.get("stopReason"), only_output_tool=not self._tools)
+            reason = finish_reason(
+                data.get("stopReason"), only_output_tool=bool(self._output_blocks) and not self._tools
+            )
             out.append(self.chunk({}, reason))
         elif kind == "metadata":
             counted = usage(data.get("usage"))

@@ -7,7 +7,7 @@ answers ConverseStream with real event-stream frames built here with struct and
 zlib.crc32, cut at awkward places so the client must decode incrementally.
 
 Scenarios are chosen by model id: ``throttled``, ``invalid``, ``denied``,
-``midstream-error``, ``cut-short``; any other id answers from the request (echo of
+``midstream-error``, ``cut-short``, ``bad-crc``; any other id answers from the request (echo of
 the last user text, tool calls when tools are offered, a description of images).
 """
 
@@ -275,6 +275,10 @@ def make_app() -> web.Application:
             frames = [*frames[:3], exception("modelStreamErrorException", "The model stopped unexpectedly.")]
         elif model == "cut-short":
             frames = frames[:3]
+        elif model == "bad-crc":
+            broken = bytearray(frames[1])
+            broken[-6] ^= 0xFF  # flip a payload byte: the message CRC no longer matches
+            frames = [frames[0], bytes(broken), *frames[2:]]
         return await send_frames(request, frames)
 
     async def image(request: web.Request) -> web.Response:
@@ -311,6 +315,8 @@ def bedrock_wire() -> SimpleNamespace:
         session_token_2=SESSION_TOKEN_2,
         api_key=API_KEY,
         png=PNG,
+        Reply=Reply,
+        stream_frames=stream_frames,
     )
 
 
