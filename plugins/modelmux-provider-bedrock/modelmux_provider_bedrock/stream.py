@@ -32,14 +32,17 @@ async def events(content: aiohttp.StreamReader, provider: str, *, auth_fix: str)
     async with upstream_errors(provider):
         async for data in content.iter_any():
             buffer.add_data(data)
-            try:
-                messages = list(buffer)
-            except (ParserError, ValueError, KeyError, struct.error) as exc:
-                raise UpstreamError(
-                    f"provider {provider}: Bedrock sent a malformed event-stream frame: {exc}",
-                    code="upstream_bad_stream",
-                ) from exc
-            for message in messages:
+            while True:
+                # One message at a time: frames before a corrupt one are still delivered.
+                try:
+                    message = next(buffer)
+                except StopIteration:
+                    break  # the rest of this frame is still on the wire
+                except (ParserError, ValueError, KeyError, struct.error) as exc:
+                    raise UpstreamError(
+                        f"provider {provider}: Bedrock sent a malformed event-stream frame: {exc}",
+                        code="upstream_bad_stream",
+                    ) from exc
                 headers = message.headers
                 kind = headers.get(":message-type")
                 if kind in ("exception", "error"):
