@@ -212,10 +212,25 @@ def _output_tool(response_format: Any) -> dict[str, Any] | None:
     raise InvalidRequestError(f"response_format.type: unknown type {kind!r}", param="response_format.type")
 
 
+#: Fields Converse cannot honour: refused when set to anything but their neutral value.
+_UNSUPPORTED = (
+    "logprobs",
+    "top_logprobs",
+    "presence_penalty",
+    "frequency_penalty",
+    "logit_bias",
+    "audio",
+    "prediction",
+)
+
+
 async def to_converse(body: dict[str, Any], images: ImageFetcher) -> ConverseCall:
     """The Converse request body for an OpenAI chat completion request."""
     if int(body.get("n") or 1) != 1:
         raise InvalidRequestError("Bedrock answers with one choice: set n to 1", param="n")
+    for name in _UNSUPPORTED:
+        if body.get(name):
+            raise InvalidRequestError(f"{name}: not supported by Bedrock Converse; leave it unset", param=name)
     system, messages, has_tool_blocks = await _messages(body["messages"], images)
     if not messages:
         raise InvalidRequestError(
@@ -306,11 +321,14 @@ def to_completion(data: dict[str, Any], call: ConverseCall, model: str) -> dict[
     """An OpenAI chat.completion from a Converse response."""
     message = ((data.get("output") or {}).get("message")) or {}
     texts: list[str] = []
+    reasoning: list[str] = []
     tool_calls: list[dict[str, Any]] = []
     output_json: str | None = None
     for block in message.get("content") or []:
         if "text" in block:
             texts.append(str(block["text"]))
+        elif "reasoningContent" in block:
+            reasoning.append(str(((block["reasoningContent"] or {}).get("reasoningText") or {}).get("text") or ""))
         elif "toolUse" in block:
             use = block["toolUse"]
             arguments = orjson.dumps(use.get("input") or {}).decode()
@@ -329,6 +347,8 @@ def to_completion(data: dict[str, Any], call: ConverseCall, model: str) -> dict[
     out_message: dict[str, Any] = {"role": "assistant", "content": content, "refusal": None}
     if tool_calls:
         out_message["tool_calls"] = tool_calls
+    if any(reasoning):
+        out_message["reasoning_content"] = "".join(reasoning)  # the field DeepSeek and vLLM use
     reason = finish_reason(data.get("stopReason"), only_output_tool=output_json is not None and not tool_calls)
     return {
         "id": new_id(),

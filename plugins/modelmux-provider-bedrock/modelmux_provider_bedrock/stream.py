@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import struct
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from typing import Any
 
 import aiohttp
@@ -26,7 +26,7 @@ from modelmux_provider_bedrock.converse import ConverseCall, finish_reason, new_
 Event = tuple[str, dict[str, Any]]
 
 
-async def events(content: aiohttp.StreamReader, provider: str, *, auth_fix: str) -> AsyncIterator[Event]:
+async def events(content: aiohttp.StreamReader, provider: str, *, auth_fix: str) -> AsyncGenerator[Event, None]:
     """(event type, payload) of each ``event`` frame, as soon as the frame is complete."""
     buffer = EventStreamBuffer()
     async with upstream_errors(provider):
@@ -113,6 +113,10 @@ class ChunkBuilder:
                     self._held.append(text)
                 elif text:
                     out.append(self.chunk({"content": text}))
+            elif "reasoningContent" in delta:
+                thought = (delta["reasoningContent"] or {}).get("text")
+                if thought:
+                    out.append(self.chunk({"reasoning_content": str(thought)}))
             elif "toolUse" in delta:
                 fragment = str((delta["toolUse"] or {}).get("input") or "")
                 if block in self._output_blocks:

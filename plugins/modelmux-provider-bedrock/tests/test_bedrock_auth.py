@@ -198,7 +198,7 @@ async def test_doctor_reports_an_unreachable_endpoint_with_the_fix(
     keys = {"aws_access_key_id": bedrock_wire.access_key, "aws_secret_access_key": bedrock_wire.secret_key}
     ok = {c.name: c for c in await make(host, fake_bedrock, **keys).doctor()}
     assert all(c.ok for c in ok.values()) and set(ok) == {"region set", "credentials found", "endpoint reachable"}
-    checks = {c.name: c for c in await make(host, dead_endpoint, **keys).doctor()}  # type: ignore[arg-type]
+    checks = {c.name: c for c in await make(host, dead_endpoint, **keys).doctor()}
     reach = checks["endpoint reachable"]
     assert not reach.ok and reach.topic == "network"
     assert "cannot connect" in reach.detail and "endpoint_url" in reach.fix

@@ -14,7 +14,7 @@ import pytest
 from modelmux.testing import LoopbackServer, run_gateway, validate
 
 CLAUDE_PATH = "/model/us.anthropic.claude-sonnet-4-5-20250929-v1%3A0"
-WEATHER_TOOL = {
+WEATHER_TOOL: Any = {
     "type": "function",
     "function": {
         "name": "get_weather",

@@ -75,6 +75,8 @@ async def test_json_output_with_client_tools_lets_the_model_pick_either() -> Non
     ("body", "param"),
     [
         ({"n": 2}, "n"),
+        ({"logprobs": True}, "logprobs"),
+        ({"presence_penalty": 0.5}, "presence_penalty"),
         ({"tools": [{"type": "code_interpreter"}]}, "tools[0]"),
         ({"tool_choice": "sometimes", "tools": [TOOL]}, "tool_choice"),
         ({"response_format": {"type": "xml"}}, "response_format.type"),
@@ -116,3 +118,10 @@ def test_usage_counts_cache_reads_and_writes_as_prompt_tokens() -> None:
         "total_tokens": 164,
         "prompt_tokens_details": {"cached_tokens": 100},
     }
+
+
+def test_reasoning_is_returned_as_reasoning_content() -> None:
+    content = [{"reasoningContent": {"reasoningText": {"text": "think", "signature": "sig"}}}, {"text": "answer"}]
+    data = {"output": {"message": {"role": "assistant", "content": content}}, "stopReason": "end_turn"}
+    message = to_completion(data, ConverseCall({}), "m")["choices"][0]["message"]
+    assert message["content"] == "answer" and message["reasoning_content"] == "think"
