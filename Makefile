@@ -34,7 +34,7 @@ lint: install
 	$(BIN)/ruff format --check modelmux plugins tests
 
 typecheck: install
-	$(BIN)/mypy modelmux $(foreach p,$(PLUGIN_DIRS),$(p)/src 2>/dev/null)
+	$(BIN)/mypy modelmux $(foreach p,$(PLUGIN_DIRS),$(wildcard $(p)/modelmux_*))
 
 bench: install
 	$(BIN)/python bench/run.py --gateway

@@ -2,8 +2,8 @@
 
 One pooled ``aiohttp.ClientSession`` per process, opened in the app's lifespan and
 handed to providers as ``host.http``. aiohttp was chosen by measurement
-(docs/performance.md): about ten times the throughput of httpx's default
-transport for a forwarder on this class of machine.
+(docs/performance.md): at 32 concurrent requests a bare forwarder on it used about
+a tenth of the CPU per request of one on httpx's default transport.
 """
 
 from __future__ import annotations
