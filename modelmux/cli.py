@@ -104,6 +104,7 @@ def serve(config_path: str | None, host: str | None, port: int | None, workers: 
         port=server.port,
         workers=server.workers,
         log_config=None,
+        log_level=server.log_level,
         access_log=False,
         timeout_graceful_shutdown=30,
     )

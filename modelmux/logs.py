@@ -73,7 +73,10 @@ def setup_logging(level: str = "info", fmt: str = "pretty") -> None:
         logger.add(_json_sink, level=level.upper(), backtrace=False, diagnose=False)
     else:
         logger.add(sys.stderr, level=level.upper(), format=PRETTY, backtrace=False, diagnose=False)
-    logging.basicConfig(handlers=[_InterceptHandler()], level=0, force=True)
+    # The stdlib level matters: uvicorn wraps the app in its (slow) message logger when
+    # its logger is enabled for TRACE, so never leave the root at 0.
+    std_level = logging.getLevelName(level.upper()) if level != "trace" else 5
+    logging.basicConfig(handlers=[_InterceptHandler()], level=std_level, force=True)
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers = [_InterceptHandler()]
         logging.getLogger(name).propagate = False
