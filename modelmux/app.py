@@ -9,13 +9,16 @@ Requests then go route -> ``Router`` -> ``Provider`` -> translation.
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from typing import Any
+from urllib.parse import urlsplit
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from loguru import logger
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp
 
@@ -122,13 +125,29 @@ def _startup_log(gw: Gateway) -> None:
         )
 
 
+def _secret_values(node: Any, key: str = "") -> Iterator[str]:
+    """Every secret-looking value in settings (API keys, passwords, auth headers), for log scrubbing."""
+    if isinstance(node, BaseModel):
+        node = node.model_dump()
+    if isinstance(node, dict):
+        for k, v in node.items():
+            yield from _secret_values(v, str(k))
+    elif isinstance(node, list):
+        for v in node:
+            yield from _secret_values(v, key)
+    elif node and SECRET_KEYS.search(key):
+        yield str(node.get_secret_value() if hasattr(node, "get_secret_value") else node)
+    elif isinstance(node, str) and "://" in node and "@" in node:
+        password = urlsplit(node).password
+        if password:
+            yield password
+
+
 def create_app_from_env() -> ASGIApp:
     """The uvicorn factory (``modelmux serve``): configuration from ``MODELMUX_CONFIG_FILE`` and env."""
     plugins = load_plugins()
     config = load_config(os.environ.get("MODELMUX_CONFIG_FILE") or None, plugins.registry)
     setup_logging(config.server.log_level, config.server.log_format)
     add_secrets(config.server.api_keys)
-    add_secrets(
-        [str(v) for p in config.providers.values() for k, v in p.model_dump().items() if SECRET_KEYS.search(k) and v]
-    )
+    add_secrets(list(_secret_values([*config.providers.values(), *config.stores.values()])))
     return create_app(config, plugins)

@@ -31,7 +31,10 @@ SEARCH_PATHS = (
     Path("~/.config/modelmux/config.toml"),
     Path("/etc/modelmux/config.toml"),
 )
-SECRET_KEYS = re.compile(r"(^|_)(api_keys?|password|secret|token|secret_access_key)$")
+SECRET_KEYS = re.compile(
+    r"((^|_)(api_keys?|password|secret|token|secret_access_key)$)|^(authorization|api-key|x-api-key|cookie)$",
+    re.IGNORECASE,
+)
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(:-([^}]*))?\}")
 
 

@@ -130,3 +130,16 @@ def test_secrets_are_redacted() -> None:
     )
     assert shown["server"]["api_keys"] == ["***", "***"]
     assert shown["providers"]["v"] == {"api_key": "***", "url": "redis://:***@host:6379/0"}
+    headers = redact({"headers": {"Authorization": "Bearer sk-x", "X-Api-Key": "k", "X-Team": "blue"}})
+    assert headers == {"headers": {"Authorization": "***", "X-Api-Key": "***", "X-Team": "blue"}}
+
+
+def test_secret_values_are_collected_for_log_scrubbing() -> None:
+    from modelmux.app import _secret_values
+
+    found = set(
+        _secret_values(
+            [{"api_key": "sk-1", "headers": {"Authorization": "Bearer t"}, "url": "redis://u:pw@h/0", "region": "x"}]
+        )
+    )
+    assert found == {"sk-1", "Bearer t", "pw"}
