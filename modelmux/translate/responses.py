@@ -152,7 +152,6 @@ def response_skeleton(body: dict[str, Any], response_id: str | None = None) -> d
         "tool_choice": body.get("tool_choice") or "auto",
         "tools": body.get("tools") or [],
         "truncation": body.get("truncation") or "disabled",
-        "usage": None,
     }
     for key in _ECHOED:
         if key in _NULLABLE or body.get(key) is not None:
@@ -168,7 +167,8 @@ def finalize(
 ) -> dict[str, Any]:
     """Set status, output and usage once the answer is complete."""
     resp["output"] = output
-    resp["usage"] = usage
+    if usage is not None:  # not nullable in the spec: absent when the upstream gave none
+        resp["usage"] = usage
     if finish_reason in ("length", "content_filter"):
         resp["status"] = "incomplete"
         resp["incomplete_details"] = {"reason": "max_output_tokens" if finish_reason == "length" else "content_filter"}
