@@ -13,7 +13,6 @@ import asyncio
 import sys
 import textwrap
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -541,11 +540,11 @@ def test_native_responses_provider_is_forwarded_and_stored(
     assert retrieve_raw(gw, r2.id)["previous_response_id"] == r.id
     # streamed: the upstream's events pass through, and the final Response is stored
     with httpx.stream(
-        "POST", f"{gw.url}/responses", json={"model": "native", "input": "s", "stream": True, "previous_response_id": r2.id}
+        "POST",
+        f"{gw.url}/responses",
+        json={"model": "native", "input": "s", "stream": True, "previous_response_id": r2.id},
     ) as resp:
         raw = resp.read()
     assert raw.count(b"event: ") == 2 and b"native saw 5 items" in raw
     final = orjson.loads(raw.rsplit(b"data: ", 1)[1])["response"]
     assert retrieve_raw(gw, final["id"])["output"][0]["content"][0]["text"] == "native saw 5 items"
-
-
