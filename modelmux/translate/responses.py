@@ -124,6 +124,20 @@ _ECHOED = (
 )
 
 
+def echo_tools(tools: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    """The request's tools as the Response reports them: the fields the spec requires, as null when unset."""
+    out = []
+    for tool in tools or []:
+        tool = dict(tool)
+        if tool.get("type") == "function":
+            tool.setdefault("parameters", None)
+            tool.setdefault("strict", None)
+        elif tool.get("type") == "namespace":
+            tool.setdefault("description", "")
+        out.append(tool)
+    return out
+
+
 #: Echoed as null when the request did not set them (the spec requires or allows null).
 _NULLABLE = ("instructions", "max_output_tokens", "previous_response_id", "temperature", "top_p")
 
@@ -150,7 +164,7 @@ def response_skeleton(body: dict[str, Any], response_id: str | None = None) -> d
         "store": body.get("store") is not False,
         "text": text,
         "tool_choice": body.get("tool_choice") or "auto",
-        "tools": body.get("tools") or [],
+        "tools": echo_tools(body.get("tools")),
         "truncation": body.get("truncation") or "disabled",
     }
     for key in _ECHOED:
