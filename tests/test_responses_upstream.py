@@ -205,6 +205,8 @@ def _native_response(body: dict[str, Any]) -> dict[str, Any]:
 
 async def native_responses(request: web.Request) -> web.StreamResponse:
     body = orjson.loads(await request.read())
+    if body["model"] == "broken-native":
+        return web.json_response({"error": {"message": "overloaded", "type": "server_error"}}, status=503)
     response = _native_response(body)
     if not body.get("stream"):
         return web.json_response(response)
@@ -258,6 +260,7 @@ def gw(fake_plugin: None, upstream: LoopbackServer) -> Iterator[RunningGateway]:
         "models": {
             "fake": {"provider": "up", "model": "up-model"},
             "native": {"provider": "nat", "model": "native-model"},
+            "native-or-chat": {"provider": "nat", "model": "broken-native", "fallbacks": ["fake"]},
         },
     }
     with run_gateway(config) as running:
@@ -548,3 +551,17 @@ def test_native_responses_provider_is_forwarded_and_stored(
     assert raw.count(b"event: ") == 2 and b"native saw 5 items" in raw
     final = orjson.loads(raw.rsplit(b"data: ", 1)[1])["response"]
     assert retrieve_raw(gw, final["id"])["output"][0]["content"][0]["text"] == "native saw 5 items"
+
+
+def test_fallback_from_a_native_provider_to_a_translated_one(gw: RunningGateway, client: openai.OpenAI) -> None:
+    first = client.responses.create(model="fake", input="one")
+    r = httpx.post(
+        f"{gw.url}/responses",
+        json={"model": "native-or-chat", "input": "two", "previous_response_id": first.id},
+    )
+    assert r.status_code == 200 and r.headers["x-modelmux-provider"] == "up"
+    body = r.json()
+    validate("Response", body)
+    # the chat deployment got the translated conversation, and the result is stored as usual
+    assert body["output"][0]["content"][0]["text"] == "roles=user,assistant,user said=two"
+    assert retrieve_raw(gw, body["id"])["previous_response_id"] == first.id
