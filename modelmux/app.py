@@ -29,9 +29,9 @@ from modelmux.gateway import Gateway, key_id
 from modelmux.logs import add_secrets, setup_logging
 from modelmux.middleware import GatewayMiddleware
 from modelmux.plugins import Plugins, load_plugins
-from modelmux.routes import chat, health, models
+from modelmux.routes import chat, health, models, responses
 
-ROUTERS = (chat.router, models.router, health.router)
+ROUTERS = (chat.router, responses.router, models.router, health.router)
 
 
 def error_response(exc: ModelMuxError) -> Response:

@@ -90,6 +90,9 @@ class ModelSettings(_Strict):
     provider: str
     model: str
     fallbacks: list[str] = Field(default_factory=list)
+    #: Responses API: a built-in tool (web_search, ...) this model's provider cannot run is a 400
+    #: naming the tool, instead of being dropped (with a log line and x-modelmux-dropped-tools).
+    strict_tools: bool = False
 
 
 class Settings(_Strict):

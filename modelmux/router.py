@@ -14,7 +14,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from loguru import logger
 
@@ -42,6 +42,14 @@ class Routed:
     deployment: Deployment
     result: Completion | EventStream
     attempts: int
+    #: Which provider method answered: "chat" or "responses" (see ``BodyFor``).
+    endpoint: Endpoint = "chat"
+
+
+#: Picks, per deployment tried, the provider method and the body to send it. The Responses
+#: route uses it to forward natively to a provider with ``native_responses`` and to
+#: translate to chat for the others, within one chain of retries and fallbacks.
+BodyFor = Callable[[Provider, Deployment], tuple[Endpoint, dict[str, Any]]]
 
 
 class Router:
@@ -83,7 +91,15 @@ class Router:
             param="model",
         )
 
-    async def call(self, endpoint: Endpoint, body: dict[str, object], *, stream: bool, request_id: str = "") -> Routed:
+    async def call(
+        self,
+        endpoint: Endpoint,
+        body: dict[str, Any],
+        *,
+        stream: bool,
+        request_id: str = "",
+        body_for: BodyFor | None = None,
+    ) -> Routed:
         chain = self.resolve(str(body.get("model") or ""))
         last: ModelMuxError | None = None
         attempts = 0
@@ -92,12 +108,13 @@ class Router:
                 metrics.FALLBACKS.labels(chain[index - 1].route, dep.route).inc()
                 logger.warning("falling back from {} to {}: {}", chain[index - 1].route, dep.route, last)
             provider = self.providers[dep.provider]
-            call = provider.chat if endpoint == "chat" else provider.responses
-            request = UpstreamRequest(body, dep.model, str(body["model"]), stream, request_id)
+            use, use_body = body_for(provider, dep) if body_for is not None else (endpoint, body)
+            call = provider.chat if use == "chat" else provider.responses
+            request = UpstreamRequest(use_body, dep.model, str(body["model"]), stream, request_id)
             try:
                 result, n = await self._attempts(provider, dep, call, request)
                 attempts += n
-                return Routed(dep, result, attempts)
+                return Routed(dep, result, attempts, use)
             except ModelMuxError as exc:
                 if not exc.retryable:
                     raise

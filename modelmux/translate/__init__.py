@@ -1,5 +1,6 @@
-"""Translation between the OpenAI API shapes and other providers' native APIs.
+"""Translation between the OpenAI API shapes and other API shapes.
 
-Library code for provider plugins: each module converts one upstream API both
-ways (requests, answers, streams) without knowing how that upstream is reached.
+``anthropic``: library code for provider plugins (an upstream's native API both ways).
+``responses*``: the host's Responses API served over Chat Completions (request,
+response and stream sides).
 """
