@@ -105,6 +105,8 @@ def load_plugins(extra: Iterable[ModuleType | object] = ()) -> Plugins:
     names = sorted(n for n in dists if (only is None or n in only) and n not in disabled)
     loaded: dict[str, object] = {}
     if names:
+        # stevedore caches a group's entry points per process; a new load must see new installs.
+        NamedExtensionManager.ENTRY_POINT_CACHE.pop(ENTRY_POINT_GROUP, None)
         mgr = NamedExtensionManager(
             ENTRY_POINT_GROUP,
             names=names,

@@ -27,6 +27,8 @@ def error_frame(exc: ModelMuxError, kind: str) -> bytes:
             "code": err["code"],
             "message": err["message"],
             "param": err["param"],
+            # The host does not decode a passthrough stream, so it cannot continue its numbering.
+            "sequence_number": 0,
         }
         return encode(payload, "error")
     return encode(exc.to_dict())

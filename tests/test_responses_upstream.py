@@ -21,7 +21,6 @@ import orjson
 import pytest
 from aiohttp import web
 from pydantic import BaseModel
-from stevedore import ExtensionManager
 
 from modelmux.sse import SSEParser
 from modelmux.testing import LoopbackServer, RunningGateway, run_gateway, serve_aiohttp, validate
@@ -235,14 +234,11 @@ def fake_plugin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     dist.mkdir()
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: mm-test-fake-providers\nVersion: 0.1\n")
     (dist / "entry_points.txt").write_text("[modelmux]\nfake_providers = mm_test_fake_providers\n")
-    # stevedore keeps the entry points of a group for the whole process: forget them before and after
     sys.path.insert(0, str(root))
-    ExtensionManager.ENTRY_POINT_CACHE.pop("modelmux", None)
     try:
         yield
     finally:
         sys.path.remove(str(root))
-        ExtensionManager.ENTRY_POINT_CACHE.pop("modelmux", None)
 
 
 @pytest.fixture(scope="module")
