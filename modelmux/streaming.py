@@ -30,7 +30,8 @@ def error_frame(exc: ModelMuxError, kind: str) -> bytes:
             # The host does not decode a passthrough stream, so it cannot continue its numbering.
             "sequence_number": 0,
         }
-        return encode(payload, "error")
+        # The nested copy is what makes the openai SDK raise instead of yielding the event.
+        return encode({**payload, "error": dict(payload)}, "error")
     return encode(exc.to_dict())
 
 
