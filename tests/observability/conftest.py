@@ -19,6 +19,7 @@ from modelmux.http import error_from_status, timeout_for, upstream_errors
 from modelmux.provider import Completion, EventStream, Provider, ProviderSettings, RawEventStream, UpstreamRequest
 from modelmux.stores import StateStore, StoreSettings
 from modelmux.testing import LoopbackServer, serve_aiohttp
+from modelmux.testing.servers import SERVER_KEY
 
 PROVIDER_KEY = "sk-provider-secret-4567"
 CLIENT_KEY = "sk-client-secret-1234"
@@ -130,7 +131,7 @@ def fake_openai_app() -> web.Application:
             )
         text = next(m["content"] for m in reversed(body["messages"]) if m["role"] == "user")
         usage = {"prompt_tokens": 3, "completion_tokens": len(text.split()), "total_tokens": 3 + len(text.split())}
-        cid = f"chatcmpl-{len(request.app['modelmux_server'].requests)}"
+        cid = f"chatcmpl-{len(request.app[SERVER_KEY].requests)}"
         if not body.get("stream"):
             return web.json_response(
                 {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from typing import Any
@@ -91,6 +92,8 @@ def test_the_sdk_is_imported_only_when_tracing_is_on() -> None:
         "sys.modules['opentelemetry.sdk'] = None  # as if the otel extra were not installed\n"
         "assert tracing.setup(TracingSettings(enabled=True)) is None\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], cwd="/", timeout=60, capture_output=True, text=True)
+    # Only the host: some plugin libraries (redis-py) import the SDK themselves when it is installed.
+    env = {**os.environ, "MODELMUX_LOAD_PLUGINS": ""}
+    out = subprocess.run([sys.executable, "-c", code], cwd="/", timeout=60, capture_output=True, text=True, env=env)
     assert out.returncode == 0, out.stderr
     assert "pip install 'modelmux[otel]'" in out.stderr
