@@ -8,6 +8,7 @@ Requests then go route -> ``Router`` -> ``Provider`` -> translation.
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -22,11 +23,11 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp
 
-from modelmux import __version__, metrics
+from modelmux import __version__, metrics, tracing
 from modelmux.config import SECRET_KEYS, Config, load_config, redact
 from modelmux.errors import InvalidRequestError, ModelMuxError, error_for_status
 from modelmux.gateway import Gateway, key_id
-from modelmux.logs import add_secrets, setup_logging
+from modelmux.logs import add_secrets, scrub, setup_logging
 from modelmux.middleware import GatewayMiddleware
 from modelmux.plugins import Plugins, load_plugins
 from modelmux.routes import chat, health, models, responses
@@ -37,17 +38,24 @@ ROUTERS = (chat.router, responses.router, models.router, health.router)
 def error_response(exc: ModelMuxError) -> Response:
     metrics.ERRORS.labels(exc.code or exc.error_type).inc()
     return Response(
-        exc.to_json(),
+        # An upstream's error text may quote the credentials we sent it: never pass them on.
+        scrub(exc.to_json().decode("utf-8", "replace")).encode(),
         status_code=exc.status_code,
         media_type="application/json",
         headers=exc.headers,
     )
 
 
-async def _modelmux_error(_: Request, exc: Exception) -> Response:
+def _note_error(request: Request, exc: Exception, message: str) -> None:
+    """The cause, for the request's log line (written by the middleware at its end)."""
+    state = request.scope.get("state")
+    if isinstance(state, dict):
+        state["error"] = f"{type(exc).__name__}: {message}"
+
+
+async def _modelmux_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ModelMuxError)
-    if exc.status_code >= 500:
-        logger.warning("{}: {}", type(exc).__name__, exc.message)
+    _note_error(request, exc, exc.message)
     return error_response(exc)
 
 
@@ -62,19 +70,31 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         msg = f"Method {request.method} is not allowed on {request.url.path}."
     else:
         msg = str(exc.detail)
+    _note_error(request, exc, msg)
     return error_response(error_for_status(exc.status_code, msg, headers=dict(exc.headers or {})))
 
 
-async def _validation_error(_: Request, exc: Exception) -> Response:
+async def _validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
     param = ".".join(str(p) for p in first["loc"] if p not in ("body", "query", "path"))
-    return error_response(InvalidRequestError(f"Invalid value for '{param}': {first['msg']}", param=param or None))
+    error = InvalidRequestError(f"Invalid value for '{param}': {first['msg']}", param=param or None)
+    _note_error(request, error, error.message)
+    return error_response(error)
 
 
-async def _unexpected(_: Request, exc: Exception) -> Response:
+async def _unexpected(request: Request, exc: Exception) -> Response:
     logger.opt(exception=exc).error("unhandled error: {}", exc)
+    _note_error(request, exc, str(exc))
     return error_response(ModelMuxError("The server had an error while processing your request."))
+
+
+def _no_native_telemetry() -> dict[str, Any]:
+    """Newer FastAPI makes its own OpenTelemetry spans whenever a tracer provider exists:
+    turn that off, the middleware makes the one span per request (``[tracing]``)."""
+    if "telemetry" in inspect.signature(FastAPI.__init__).parameters:
+        return {"telemetry": {"tracing": False, "metrics": False, "logs": False}}
+    return {}
 
 
 def create_app(config: Config, plugins: Plugins) -> ASGIApp:
@@ -96,6 +116,7 @@ def create_app(config: Config, plugins: Plugins) -> ASGIApp:
         docs_url=None,
         redoc_url=None,
         openapi_url=None,
+        **_no_native_telemetry(),
     )
     for router in ROUTERS:
         app.include_router(router)
@@ -104,7 +125,20 @@ def create_app(config: Config, plugins: Plugins) -> ASGIApp:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(Exception, _unexpected)
     api_keys = {k: key_id(k) for k in config.server.api_keys if k}
-    return GatewayMiddleware(app, api_keys=api_keys, max_request_bytes=config.server.max_request_bytes)
+    register_secrets(config)
+    return GatewayMiddleware(
+        app,
+        api_keys=api_keys,
+        max_request_bytes=config.server.max_request_bytes,
+        log_bodies=config.server.log_bodies,
+        tracer=tracing.setup(config.settings.tracing),
+    )
+
+
+def register_secrets(config: Config) -> None:
+    """Client keys, provider and store secrets: scrubbed from every log line and error answer."""
+    add_secrets(config.server.api_keys)
+    add_secrets(list(_secret_values([*config.providers.values(), *config.stores.values()])))
 
 
 def _startup_log(gw: Gateway) -> None:
@@ -148,6 +182,4 @@ def create_app_from_env() -> ASGIApp:
     plugins = load_plugins()
     config = load_config(os.environ.get("MODELMUX_CONFIG_FILE") or None, plugins.registry)
     setup_logging(config.server.log_level, config.server.log_format)
-    add_secrets(config.server.api_keys)
-    add_secrets(list(_secret_values([*config.providers.values(), *config.stores.values()])))
     return create_app(config, plugins)

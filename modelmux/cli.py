@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -97,17 +99,49 @@ def serve(config_path: str | None, host: str | None, port: int | None, workers: 
     from modelmux.logs import setup_logging
 
     setup_logging(server.log_level, server.log_format)
-    uvicorn.run(
-        "modelmux.app:create_app_from_env",
-        factory=True,
-        host=server.host,
-        port=server.port,
-        workers=server.workers,
-        log_config=None,
-        log_level=server.log_level,
-        access_log=False,
-        timeout_graceful_shutdown=30,
-    )
+    created = _metrics_dir(server.workers)
+    try:
+        uvicorn.run(
+            "modelmux.app:create_app_from_env",
+            factory=True,
+            host=server.host,
+            port=server.port,
+            workers=server.workers,
+            log_config=None,
+            log_level=server.log_level,
+            access_log=False,
+            timeout_graceful_shutdown=30,
+        )
+    finally:
+        if created is not None:
+            shutil.rmtree(created, ignore_errors=True)
+
+
+def _metrics_dir(workers: int) -> Path | None:
+    """Prepare prometheus-client multiprocess mode before workers start; the directory to remove at exit.
+
+    With several workers each one writes its samples under ``PROMETHEUS_MULTIPROC_DIR`` and
+    ``/metrics`` merges them. A directory the operator set is emptied of an earlier run's
+    files and kept; otherwise a private one is made and removed when the server stops.
+    """
+    from loguru import logger
+
+    from modelmux.metrics import MULTIPROC_ENV
+
+    given = os.environ.get(MULTIPROC_ENV)
+    if given:
+        path = Path(given)
+        path.mkdir(parents=True, exist_ok=True)
+        for stale in path.glob("*.db"):
+            stale.unlink(missing_ok=True)
+        logger.info("metrics: multiprocess mode, samples in {} ({})", path, MULTIPROC_ENV)
+        return None
+    if workers <= 1:
+        return None
+    created = Path(tempfile.mkdtemp(prefix="modelmux-metrics-"))
+    os.environ[MULTIPROC_ENV] = str(created)
+    logger.info("metrics: multiprocess mode for {} workers, samples in {}", workers, created)
+    return created
 
 
 @main.group("config")

@@ -11,6 +11,7 @@ plugin registered. Every error names the key, the bad value and the fix.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import tomllib
@@ -58,6 +59,8 @@ class ServerSettings(_Strict):
     log_level: Literal["trace", "debug", "info", "warning", "error", "critical"] = "info"
     log_format: Literal["pretty", "json"] = "pretty"
     log_bodies: bool = False
+    #: How long a /health/ready probe result of each provider is reused.
+    ready_check_interval_seconds: float = Field(15.0, ge=0)
     max_request_bytes: int = Field(32 * 1024 * 1024, gt=0)
     url_fetch_allow: list[str] = Field(default_factory=list)
 
@@ -76,10 +79,22 @@ class StateSettings(BaseModel):
 
 
 class CacheSettings(BaseModel):
+    """``[cache]``: the exact-match response cache (docs/caching.md); other keys are the backend's options."""
+
     model_config = ConfigDict(extra="allow")
+    #: Cache every model's answers (a model's own ``cache`` setting overrides this).
     enabled: bool = False
     backend: str = "disk"
-    ttl_seconds: int = Field(3600, gt=0)
+    ttl_seconds: float = Field(3600, gt=0)
+    #: Answers larger than this are not stored.
+    max_entry_bytes: int = Field(1024 * 1024, gt=0)
+
+
+class TracingSettings(_Strict):
+    """``[tracing]``: OpenTelemetry spans (needs ``pip install modelmux[otel]``)."""
+
+    enabled: bool = False
+    service_name: str = "modelmux"
 
 
 class RouterSettings(_Strict):
@@ -93,6 +108,8 @@ class ModelSettings(_Strict):
     #: Responses API: a built-in tool (web_search, ...) this model's provider cannot run is a 400
     #: naming the tool, instead of being dropped (with a log line and x-modelmux-dropped-tools).
     strict_tools: bool = False
+    #: Exact-match response cache for this model: true/false; unset follows ``[cache] enabled``.
+    cache: bool | None = None
 
 
 class Settings(_Strict):
@@ -100,6 +117,7 @@ class Settings(_Strict):
     state: StateSettings = Field(default_factory=StateSettings)
     cache: CacheSettings = Field(default_factory=CacheSettings)
     router: RouterSettings = Field(default_factory=RouterSettings)
+    tracing: TracingSettings = Field(default_factory=TracingSettings)
     providers: dict[str, dict[str, Any]] = Field(default_factory=dict)
     models: dict[str, ModelSettings] = Field(default_factory=dict)
 
@@ -355,8 +373,10 @@ def _validate_providers(
 
 def store_options(settings: Settings, section: str) -> dict[str, Any]:
     """The ``[state]`` or ``[cache]`` table as its backend's settings model takes it."""
-    options: dict[str, Any] = getattr(settings, section).model_dump(exclude={"backend", "enabled"})
+    options: dict[str, Any] = getattr(settings, section).model_dump(exclude={"backend", "enabled", "max_entry_bytes"})
     options["namespace"] = section
+    if section == "cache":  # the response cache passes its TTL on each write; backends take whole seconds
+        options["ttl_seconds"] = max(1, math.ceil(options["ttl_seconds"]))
     return options
 
 

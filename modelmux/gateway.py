@@ -9,20 +9,22 @@ router over them. A provider whose factory fails is reported (``/health``,
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 from typing import Any
 
 import aiohttp
 from loguru import logger
 
-from modelmux import __version__
+from modelmux import __version__, health, metrics, tracing
+from modelmux.cache import ResponseCache
 from modelmux.config import Config
 from modelmux.http import open_client
 from modelmux.images import ImageFetcher
 from modelmux.plugins import Plugins
 from modelmux.provider import Host, Provider
 from modelmux.router import Router
-from modelmux.stores import Cache, StateStore
+from modelmux.stores import StateStore
 
 
 def key_id(key: str) -> str:
@@ -39,13 +41,18 @@ class Gateway:
         self.providers: dict[str, Provider] = {}
         self.provider_errors: dict[str, str] = {}
         self.state: StateStore | None = None
-        self.cache: Cache | None = None
         self.http: aiohttp.ClientSession | None = None
         self.router = Router(config, self.providers)
+        self.response_cache = ResponseCache(
+            config.settings.cache, config.settings.models, lambda: self._open_store("cache")
+        )
+        self.readiness = health.Readiness(config.server.ready_check_interval_seconds)
+        self.tracer = tracing.setup(config.settings.tracing)
         self.api_keys: dict[str, str] = {k: key_id(k) for k in config.server.api_keys if k}
 
     async def start(self) -> None:
-        self.http = open_client()
+        trace_configs = [tracing.client_trace_config(self.tracer)] if self.tracer is not None else []
+        self.http = open_client(trace_configs=trace_configs)
         self.images = ImageFetcher(self.config.server.url_fetch_allow)
         host = Host(http=self.http, server=self.config.server, images=self.images)
         registry = self.plugins.registry
@@ -57,8 +64,6 @@ class Gateway:
                 self.provider_errors[name] = f"{type(exc).__name__}: {exc}"
                 logger.error("provider {} ({}) could not start: {}", name, settings.type, exc)
         self.state = self._open_store("state")
-        if self.config.settings.cache.enabled:
-            self.cache = self._open_store("cache")
 
     def _open_store(self, section: str) -> Any:
         backend = getattr(self.config.settings, section).backend
@@ -71,12 +76,13 @@ class Gateway:
                 await provider.aclose()
             except Exception as exc:
                 logger.warning("provider {} did not close cleanly: {}", name, exc)
-        for store in (self.state, self.cache):
-            if store is not None:
-                await store.aclose()
+        if self.state is not None:
+            await self.state.aclose()
+        await self.response_cache.aclose()
         if self.http is not None:
             await self.http.close()
             await self.images.aclose()
+        metrics.process_exited()
 
     @property
     def ready(self) -> bool:
@@ -90,12 +96,15 @@ class Gateway:
                 "type": settings.type,
                 "status": "error" if err else "ok",
                 "error": err,
+                **health.provider_state(name).to_dict(),
             }
         return {
             "status": "ok" if self.ready else "degraded",
             "version": self.version,
             "uptime_seconds": round(time.time() - self.started_at, 3),
+            "worker_pid": os.getpid(),
             "providers": providers,
+            "requests": health.REQUESTS.to_dict(),
             "plugins": {i.name: {"version": i.version, "error": i.error} for i in self.plugins.infos},
             "plugin_errors": self.plugins.errors,
         }

@@ -28,11 +28,12 @@ from modelmux.errors import (
 from modelmux.provider import ProviderSettings
 
 
-def open_client() -> aiohttp.ClientSession:
-    """The pooled client; call inside a running event loop."""
+def open_client(trace_configs: list[aiohttp.TraceConfig] | None = None) -> aiohttp.ClientSession:
+    """The pooled client; call inside a running event loop. ``trace_configs``: OpenTelemetry spans."""
     connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, ttl_dns_cache=300, keepalive_timeout=60)
     return aiohttp.ClientSession(
         connector=connector,
+        trace_configs=trace_configs or None,
         json_serialize=lambda obj: orjson.dumps(obj).decode(),
         auto_decompress=True,
         raise_for_status=False,

@@ -29,17 +29,50 @@ def add_secrets(values: list[str]) -> None:
     _secrets.update(v for v in values if v and len(v) >= 4)
 
 
-def _scrub(text: str) -> str:
+def scrub(text: str) -> str:
+    """``text`` with every known secret replaced by ``***``."""
     for secret in _secrets:
         if secret in text:
             text = text.replace(secret, "***")
     return text
 
 
+_scrub = scrub
+
+
+#: At most this much of a body reaches a log line (``log_bodies = true``).
+BODY_LOG_LIMIT = 16 * 1024
+
+
+def redact_body(raw: bytes | str) -> str:
+    """A body for a log line: secret-named fields as ``***``, known secrets scrubbed, bounded."""
+    from modelmux.config import redact
+
+    try:
+        text = orjson.dumps(redact(orjson.loads(raw))).decode()
+    except orjson.JSONDecodeError:
+        text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+    text = _scrub(text)
+    if len(text) > BODY_LOG_LIMIT:
+        text = text[:BODY_LOG_LIMIT] + f"... ({len(text) - BODY_LOG_LIMIT} more characters)"
+    return text
+
+
 def _patch(record: Record) -> None:
-    record["extra"].setdefault("request_id", request_id_var.get())
+    extra = record["extra"]
+    extra.setdefault("request_id", request_id_var.get())
     if _secrets:
         record["message"] = _scrub(record["message"])
+        for key, value in extra.items():
+            if isinstance(value, str):
+                extra[key] = _scrub(value)
+
+
+def _pretty_format(record: Record) -> str:
+    # Structured fields (the request line's) follow the message as key=value.
+    fields = " ".join(f"{k}={v}" for k, v in record["extra"].items() if k not in ("request_id", "_kv"))
+    record["extra"]["_kv"] = fields
+    return PRETTY + (" <dim>{extra[_kv]}</dim>" if fields else "") + "\n{exception}"
 
 
 def _json_sink(message: Message) -> None:
@@ -49,7 +82,7 @@ def _json_sink(message: Message) -> None:
         "level": record["level"].name,
         "message": record["message"],
     }
-    out.update({k: v for k, v in record["extra"].items()})
+    out.update({k: v for k, v in record["extra"].items() if k != "_kv"})
     if record["exception"] is not None:
         out["exception"] = _scrub(str(record["exception"].value))
     sys.stderr.write(orjson.dumps(out, default=str).decode() + "\n")
@@ -72,7 +105,7 @@ def setup_logging(level: str = "info", fmt: str = "pretty") -> None:
     if fmt == "json":
         logger.add(_json_sink, level=level.upper(), backtrace=False, diagnose=False)
     else:
-        logger.add(sys.stderr, level=level.upper(), format=PRETTY, backtrace=False, diagnose=False)
+        logger.add(sys.stderr, level=level.upper(), format=_pretty_format, backtrace=False, diagnose=False)
     # The stdlib level matters: uvicorn wraps the app in its (slow) message logger when
     # its logger is enabled for TRACE, so never leave the root at 0.
     std_level = logging.getLevelName(level.upper()) if level != "trace" else 5

@@ -1,12 +1,24 @@
 """Prometheus metrics (names fixed by CONTRACT.md section 7).
 
-Label values are bounded: ``endpoint`` is the route template, ``model`` the
-configured name (or the provider's upstream id for ``PROVIDER/MODEL`` requests).
+Label values are bounded: ``endpoint`` is the route template (``unmatched`` for
+unknown paths), ``model`` a configured ``[models]`` name, or ``PROVIDER/*`` for
+requests that named a provider's model directly or went to ``router.default_provider``
+(a client must not be able to create label values at will).
+
+With several worker processes ``modelmux serve`` sets ``PROMETHEUS_MULTIPROC_DIR``
+before the workers start; each worker then writes its samples to files there and
+``/metrics`` merges them (prometheus-client multiprocess mode).
 """
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+import os
+from collections.abc import Container
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import multiprocess as _mp
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 HTTP_REQUESTS = Counter("modelmux_http_requests_total", "HTTP requests answered", ["method", "endpoint", "status"])
 REQUEST_DURATION = Histogram(
@@ -31,7 +43,7 @@ ERRORS = Counter("modelmux_errors_total", "Errors answered, by OpenAI error type
 CACHE_REQUESTS = Counter("modelmux_cache_requests_total", "Response cache lookups", ["result"])
 INFLIGHT = Gauge(
     "modelmux_inflight_requests",
-    "Upstream requests in flight",
+    "Upstream requests in flight (until the last byte of a stream)",
     ["provider"],
     multiprocess_mode="livesum",
 )
@@ -39,12 +51,55 @@ UPSTREAM_RETRIES = Counter("modelmux_upstream_retries_total", "Upstream attempts
 FALLBACKS = Counter("modelmux_fallbacks_total", "Requests moved to a fallback model", ["from", "to"])
 
 
-def record_usage(provider: str, model: str, usage: dict[str, object] | None) -> None:
+def model_label(route: str, provider: str, configured: Container[str]) -> str:
+    """The ``model`` label of a deployment: its configured name, else ``PROVIDER/*``."""
+    return route if route in configured else f"{provider}/*"
+
+
+def usage_tokens(usage: dict[str, object] | None) -> tuple[int | None, int | None]:
+    """(input, output) token counts of a Chat Completions or Responses usage object."""
     if not usage:
-        return
+        return None, None
     inp = usage.get("prompt_tokens", usage.get("input_tokens"))
     out = usage.get("completion_tokens", usage.get("output_tokens"))
-    if isinstance(inp, int) and inp > 0:
+    return (inp if isinstance(inp, int) else None, out if isinstance(out, int) else None)
+
+
+def record_usage(provider: str, model: str, usage: dict[str, object] | None) -> tuple[int | None, int | None]:
+    inp, out = usage_tokens(usage)
+    if inp:
         TOKENS.labels(provider, model, "input").inc(inp)
-    if isinstance(out, int) and out > 0:
+    if out:
         TOKENS.labels(provider, model, "output").inc(out)
+    return inp, out
+
+
+def multiprocess_dir() -> str | None:
+    return os.environ.get(MULTIPROC_ENV) or None
+
+
+def render() -> bytes:
+    """The exposition text: this process's registry, or every worker's files merged."""
+    if multiprocess_dir() is None:
+        return generate_latest()
+    registry = CollectorRegistry()
+    _mp.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    return generate_latest(registry)
+
+
+def process_exited(pid: int | None = None) -> None:
+    """Drop a stopped worker's live gauges (its in-flight count) in multiprocess mode."""
+    if multiprocess_dir() is not None:
+        _mp.mark_process_dead(pid or os.getpid())  # type: ignore[no-untyped-call]
+
+
+def upstream_attempt(provider: str, model: str, status: int, error: str | None = None) -> None:
+    """One upstream attempt ended with ``status``: the counter and the provider's health state.
+
+    A 4xx other than 429 is the upstream answering about the request, so it counts as
+    the provider working."""
+    from modelmux import health
+
+    PROVIDER_REQUESTS.labels(provider, model, str(status)).inc()
+    failed = status >= 500 or status == 429
+    health.record_attempt(provider, (error or f"status {status}") if failed else None)

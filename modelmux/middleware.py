@@ -1,6 +1,6 @@
 """One pure-ASGI middleware for what every request needs (no BaseHTTPMiddleware: it
 buffers and slows streams): the request id, the body size limit, client API keys,
-the access log line and the HTTP metrics."""
+the request's trace span, its one log line at the end and the HTTP metrics."""
 
 from __future__ import annotations
 
@@ -12,11 +12,12 @@ from typing import Any
 from loguru import logger
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from modelmux import metrics
+from modelmux import health, metrics, tracing
 from modelmux.errors import AuthenticationError, ModelMuxError, PayloadTooLargeError
-from modelmux.logs import request_id_var
+from modelmux.logs import redact_body, request_id_var
 
 OPEN_PATHS = ("/health", "/metrics")
+QUIET_PATHS = ("/health", "/metrics")
 
 
 def _client_key(headers: dict[bytes, bytes]) -> str | None:
@@ -29,16 +30,48 @@ def _client_key(headers: dict[bytes, bytes]) -> str | None:
     return key.decode("latin-1").strip() if key else None
 
 
+#: Facts the routes leave in ``scope["state"]`` that the request's log line carries (in this order).
+LOG_FIELDS = (
+    "key_id",
+    "model",
+    "provider",
+    "deployment",
+    "ttft_ms",
+    "input_tokens",
+    "output_tokens",
+    "cache",
+    "retries",
+    "error",
+)
+
+
 class GatewayMiddleware:
-    def __init__(self, app: ASGIApp, *, api_keys: dict[str, str], max_request_bytes: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        api_keys: dict[str, str],
+        max_request_bytes: int,
+        log_bodies: bool = False,
+        tracer: Any = None,
+    ) -> None:
         self.app = app
         self.api_keys = api_keys
         self.max_bytes = max_request_bytes
+        self.log_bodies = log_bodies
+        self.tracer = tracer
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if self.tracer is None:
+            await self._serve(scope, receive, send, None)
+            return
+        with tracing.request_span(self.tracer, scope["method"], dict(scope["headers"])) as span:
+            await self._serve(scope, receive, send, span)
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send, span: Any) -> None:
         started = time.perf_counter()
         headers = dict(scope["headers"])
         rid = headers.get(b"x-request-id", b"").decode("latin-1")[:200] or uuid.uuid4().hex
@@ -59,6 +92,7 @@ class GatewayMiddleware:
         try:
             error = self._check(scope, headers, state)
             if error is not None:
+                state["error"] = f"{type(error).__name__}: {error.message}"
                 await self._send_error(error, send_with_id)
                 return
             await self.app(scope, self._limited(receive), send_with_id)
@@ -69,16 +103,36 @@ class GatewayMiddleware:
             metrics.HTTP_REQUESTS.labels(scope["method"], endpoint, str(status)).inc()
             if endpoint.startswith("/v1/"):
                 metrics.REQUEST_DURATION.labels(endpoint, state.get("provider", "-")).observe(elapsed)
-            logger.bind(
-                method=scope["method"],
-                endpoint=endpoint,
-                status=status,
-                latency_ms=round(elapsed * 1000, 2),
-                key_id=state.get("key_id"),
-                model=state.get("model"),
-                provider=state.get("provider"),
-            ).info("{} {} -> {} in {:.1f} ms", scope["method"], scope["path"], status, elapsed * 1000)
+                health.REQUESTS.add(status)
+            if span is not None:
+                tracing.finish_request_span(span, scope["method"], endpoint, status, state)
+            self._log(scope, endpoint, status, elapsed, state)
             request_id_var.reset(token)
+
+    def _log(self, scope: Scope, endpoint: str, status: int, elapsed: float, state: dict[str, Any]) -> None:
+        """The request's one line: what was asked, who answered, how it went."""
+        fields: dict[str, Any] = {
+            "method": scope["method"],
+            "endpoint": endpoint,
+            "status": status,
+            "latency_ms": round(elapsed * 1000, 2),
+        }
+        fields.update({k: state[k] for k in LOG_FIELDS if state.get(k) is not None})
+        if self.log_bodies:
+            for key in ("request_body", "response_body"):
+                if state.get(key) is not None:
+                    fields[key] = redact_body(state[key])
+        if status >= 500:
+            level = "ERROR"
+        elif status >= 400 or "error" in fields:
+            level = "WARNING"
+        elif endpoint.startswith(QUIET_PATHS):
+            level = "DEBUG"  # probes and scrapes every few seconds would drown the request lines
+        else:
+            level = "INFO"
+        logger.bind(**fields).log(
+            level, "{} {} -> {} in {:.1f} ms", scope["method"], scope["path"], status, elapsed * 1000
+        )
 
     def _check(self, scope: Scope, headers: dict[bytes, bytes], state: dict[str, Any]) -> ModelMuxError | None:
         length = headers.get(b"content-length")

@@ -332,5 +332,13 @@ class Provider(ABC):
         """Checks for ``modelmux doctor``: credentials, settings, reachability."""
         return []
 
+    async def ready(self) -> bool:
+        """Whether the upstream can be reached now (``/health/ready``, cached by the host).
+
+        Keep it cheap (a models list, a HEAD, a token refresh); return False or raise a
+        ``ModelMuxError`` whose message says what is wrong. The default trusts the upstream.
+        """
+        return True
+
     async def aclose(self) -> None:
         """Release what the provider holds (the shared HTTP client belongs to the host)."""

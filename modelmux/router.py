@@ -139,7 +139,12 @@ class Router:
             try:
                 result = await call(request)
             except ModelMuxError as exc:
-                metrics.PROVIDER_REQUESTS.labels(dep.provider, dep.route, str(exc.status_code)).inc()
+                metrics.upstream_attempt(
+                    dep.provider,
+                    metrics.model_label(dep.route, dep.provider, self._models),
+                    exc.status_code,
+                    exc.message,
+                )
                 if not exc.retryable or attempt > max_retries:
                     raise
                 delay = random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2 ** (attempt - 1)))
@@ -154,5 +159,5 @@ class Router:
                 continue
             finally:
                 metrics.INFLIGHT.labels(dep.provider).dec()
-            metrics.PROVIDER_REQUESTS.labels(dep.provider, dep.route, "200").inc()
+            metrics.upstream_attempt(dep.provider, metrics.model_label(dep.route, dep.provider, self._models), 200)
             return result, attempt

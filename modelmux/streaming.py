@@ -8,8 +8,10 @@ server cancels this generator, and ``aclose()`` cancels the upstream request).
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 from loguru import logger
 
@@ -35,22 +37,43 @@ def error_frame(exc: ModelMuxError, kind: str) -> bytes:
     return encode(exc.to_dict())
 
 
-async def to_client(stream: EventStream, *, provider: str, model: str, started: float) -> AsyncIterator[bytes]:
+async def to_client(
+    stream: EventStream,
+    *,
+    provider: str,
+    model: str,
+    started: float,
+    state: dict[str, Any] | None = None,
+) -> AsyncIterator[bytes]:
+    """The client's bytes of ``stream``. ``model`` is the metrics label; facts for the
+    request's log line (time to first token, tokens, error) go into ``state``."""
+    state = state if state is not None else {}
     first = True
+    # In flight until the last byte: the router counted the attempt until the upstream answered.
+    metrics.INFLIGHT.labels(provider).inc()
     try:
         async for frame in stream.sse():
             if first:
                 first = False
-                metrics.TTFT.labels(provider, model).observe(time.perf_counter() - started)
+                ttft = time.perf_counter() - started
+                metrics.TTFT.labels(provider, model).observe(ttft)
+                state["ttft_ms"] = round(ttft * 1000, 2)
             yield frame
+    except (GeneratorExit, asyncio.CancelledError):
+        state["error"] = "the client closed the stream before its end"
+        raise
     except ModelMuxError as exc:
         logger.warning("stream from {} failed after it started: {}", provider, exc.message)
         metrics.ERRORS.labels(exc.code or exc.error_type).inc()
+        state["error"] = f"{type(exc).__name__}: {exc.message}"
         yield error_frame(exc, stream.kind)
     except Exception as exc:  # a plugin bug must still end the stream with an error, not a silent cut
         logger.exception("stream from {} failed: {}", provider, exc)
         metrics.ERRORS.labels("server_error").inc()
+        state["error"] = f"{type(exc).__name__}: {exc}"
         yield error_frame(ModelMuxError(f"provider {provider}: internal error in stream"), stream.kind)
     finally:
+        metrics.INFLIGHT.labels(provider).dec()
         await stream.aclose()
-        metrics.record_usage(provider, model, stream.usage)
+        inp, out = metrics.record_usage(provider, model, stream.usage)
+        state["input_tokens"], state["output_tokens"] = inp, out

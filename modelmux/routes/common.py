@@ -1,4 +1,8 @@
-"""What every API route does the same way: read the JSON body, route it, answer."""
+"""What every API route does the same way: read the JSON body, route it, answer.
+
+Facts about the request go into ``request.scope["state"]`` for the one log line
+the middleware writes at its end (docs/observability.md lists them).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,9 @@ import orjson
 from fastapi import Request
 from fastapi.responses import Response, StreamingResponse
 
+from modelmux import metrics
+from modelmux.cache import HEADER as CACHE_HEADER
+from modelmux.cache import Entry, Lookup, sse_events
 from modelmux.errors import UpstreamError
 from modelmux.gateway import Gateway
 from modelmux.provider import Completion
@@ -17,6 +24,8 @@ from modelmux.schemas import parse_json_object
 from modelmux.streaming import to_client
 
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+#: Endpoints whose answers the response cache may keep.
+CACHEABLE: tuple[Endpoint, ...] = ("chat",)
 
 
 def gateway(request: Request) -> Gateway:
@@ -25,7 +34,10 @@ def gateway(request: Request) -> Gateway:
 
 
 async def read_json(request: Request) -> dict[str, Any]:
-    return parse_json_object(await request.body())
+    raw = await request.body()
+    if gateway(request).config.server.log_bodies:
+        request.scope["state"]["request_body"] = raw
+    return parse_json_object(raw)
 
 
 def routed_headers(routed: Routed) -> dict[str, str]:
@@ -33,31 +45,69 @@ def routed_headers(routed: Routed) -> dict[str, str]:
     return {"x-modelmux-provider": dep.provider, "x-modelmux-model": dep.model}
 
 
+def _cache_plan(request: Request, gw: Gateway, endpoint: Endpoint, body: dict[str, Any]) -> Lookup | None:
+    header = request.headers.get(CACHE_HEADER)
+    if endpoint not in CACHEABLE:
+        return None
+    if header is None and not gw.response_cache.maybe_enabled:
+        return None  # the common case costs no model resolution
+    primary = gw.router.resolve(str(body.get("model") or ""))[0]
+    return gw.response_cache.plan(endpoint, body, header, primary)
+
+
+def _cached_answer(entry: Entry, state: dict[str, Any]) -> Response:
+    state.update(provider=entry.provider, deployment=entry.model, cache="hit")
+    headers = {"x-modelmux-provider": entry.provider, "x-modelmux-model": entry.model, CACHE_HEADER: "hit"}
+    if entry.kind == "sse":
+        headers.update(SSE_HEADERS)
+        return StreamingResponse(sse_events(entry.body), media_type="text/event-stream", headers=headers)
+    return Response(entry.body, media_type="application/json", headers=headers)
+
+
 async def forward(request: Request, endpoint: Endpoint, body: dict[str, Any]) -> Response:
-    """Route ``body`` to a deployment and answer with its completion or stream."""
+    """Route ``body`` to a deployment and answer with its completion or stream (or the cache's copy)."""
     gw = gateway(request)
     state = request.scope["state"]
     stream = bool(body.get("stream"))
     state["model"] = body.get("model")
+    lookup = _cache_plan(request, gw, endpoint, body)
+    if lookup is not None:
+        state["cache"] = "miss"
+        if lookup.read:
+            entry = await gw.response_cache.get(lookup)
+            if entry is not None:
+                return _cached_answer(entry, state)
     routed = await gw.router.call(endpoint, body, stream=stream, request_id=state.get("request_id", ""))
     dep = routed.deployment
-    state["provider"] = dep.provider
+    label = metrics.model_label(dep.route, dep.provider, gw.config.settings.models)
+    state.update(provider=dep.provider, deployment=dep.model, retries=routed.attempts - 1)
     headers = routed_headers(routed)
+    if lookup is not None:
+        headers[CACHE_HEADER] = "miss"
     result = routed.result
     if isinstance(result, Completion):
         headers.update(result.headers)
-        return Response(result.body(), media_type="application/json", headers=headers)
+        data = result.body()
+        try:
+            usage = result.usage
+        except UpstreamError:
+            usage = None
+        state["input_tokens"], state["output_tokens"] = metrics.record_usage(dep.provider, label, usage)
+        if gw.config.server.log_bodies:
+            state["response_body"] = data
+        if lookup is not None:
+            await gw.response_cache.put(lookup, "json", data, dep)
+        return Response(data, media_type="application/json", headers=headers)
     if not stream:
         await result.aclose()
         raise UpstreamError(f"provider {dep.provider} answered a stream to a non-streaming request")
     headers.update(SSE_HEADERS)
     headers.update(result.headers)
     started = state.get("started", time.perf_counter())
-    return StreamingResponse(
-        to_client(result, provider=dep.provider, model=dep.route, started=started),
-        media_type="text/event-stream",
-        headers=headers,
-    )
+    frames = to_client(result, provider=dep.provider, model=label, started=started, state=state)
+    if lookup is not None:
+        frames = gw.response_cache.tee(frames, lookup, dep, state)
+    return StreamingResponse(frames, media_type="text/event-stream", headers=headers)
 
 
 def json_response(data: Any, status_code: int = 200) -> Response:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
+from modelmux import metrics
 from modelmux.routes.common import gateway, json_response
 
 router = APIRouter()
@@ -23,15 +26,13 @@ async def live() -> Response:
 
 @router.get("/health/ready")
 async def ready(request: Request) -> Response:
+    """503 until every configured provider started and answers its readiness probe
+    (cached for ``server.ready_check_interval_seconds``) and the state store answers."""
     gw = gateway(request)
-    problems = {name: err for name, err in gw.provider_errors.items()}
+    problems = dict(gw.provider_errors)
     if not gw.providers:
         problems["providers"] = "no provider is configured and usable"
-    try:
-        if gw.state is not None:
-            await gw.state.ping()
-    except Exception as exc:
-        problems["state"] = f"state store does not answer: {exc}"
+    problems.update(await gw.readiness.check(gw.providers, gw.state))
     if problems:
         return json_response({"status": "not_ready", "problems": problems}, status_code=503)
     return json_response({"status": "ready"})
@@ -39,4 +40,6 @@ async def ready(request: Request) -> Response:
 
 @router.get("/metrics")
 async def metrics_endpoint() -> Response:
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    # Multiprocess mode reads every worker's files: off the event loop.
+    body = await asyncio.to_thread(metrics.render) if metrics.multiprocess_dir() else metrics.render()
+    return Response(body, media_type=CONTENT_TYPE_LATEST)

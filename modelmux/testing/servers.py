@@ -13,7 +13,7 @@ import socket
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,8 @@ class LoopbackServer:
     loop: asyncio.AbstractEventLoop
     #: Requests seen, in order: (method, path_qs, headers, body) appended by ``record`` middleware.
     requests: list[dict[str, Any]] = field(default_factory=list)
+    #: The application served (tests steer a fake upstream through its state).
+    app: web.Application | None = None
 
 
 SERVER_KEY: web.AppKey[LoopbackServer] = web.AppKey("modelmux_server", LoopbackServer)
@@ -67,7 +69,7 @@ def serve_aiohttp(app: web.Application) -> Iterator[LoopbackServer]:
     started = threading.Event()
     runner = web.AppRunner(app, handle_signals=False, access_log=None)
     port = free_port()
-    server = LoopbackServer(f"http://127.0.0.1:{port}", port, loop)
+    server = LoopbackServer(f"http://127.0.0.1:{port}", port, loop, app=app)
     app[SERVER_KEY] = server
 
     async def start() -> None:
@@ -104,11 +106,14 @@ class RunningGateway:
 
 @contextlib.contextmanager
 def run_gateway(
-    config: dict[str, Any] | str | None = None, env: dict[str, str] | None = None
+    config: dict[str, Any] | str | None = None,
+    env: dict[str, str] | None = None,
+    plugins: Iterable[object] = (),
 ) -> Iterator[RunningGateway]:
     """Run the real gateway (plugins discovered as in production) on a free loopback port.
 
-    ``config`` is a TOML string or a dict written as TOML; ``env`` is set while it starts.
+    ``config`` is a TOML string or a dict written as TOML; ``env`` is set while it starts;
+    ``plugins`` are extra objects with ``@hookimpl`` functions (test-only providers).
     """
     import uvicorn
 
@@ -123,15 +128,15 @@ def run_gateway(
         saved = {k: os.environ.get(k) for k in (env or {})}
         os.environ.update(env or {})
         try:
-            plugins = load_plugins()
-            cfg = load_config(path, plugins.registry)
+            loaded = load_plugins(extra=plugins)
+            cfg = load_config(path, loaded.registry)
         finally:
             for key, value in saved.items():
                 if value is None:
                     os.environ.pop(key, None)
                 else:
                     os.environ[key] = value
-        app = create_app(cfg, plugins)
+        app = create_app(cfg, loaded)
         sock = socket.socket()
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", 0))

@@ -1,0 +1,79 @@
+"""/health reports version, uptime, provider state and request totals; /health/ready probes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import openai
+
+from modelmux import __version__
+from modelmux.testing import LoopbackServer, run_gateway
+
+
+def _config(upstream: LoopbackServer, h: Any, interval: float, state: str = "memory") -> dict[str, Any]:
+    return {
+        "server": {"ready_check_interval_seconds": interval},
+        "providers": {
+            "up": {"type": "fakeoai", "base_url": f"{upstream.url}/v1", "api_key": h.PROVIDER_KEY, "max_retries": 0},
+            "echo": {"type": "echo"},
+        },
+        "models": {"m": {"provider": "up", "model": "upstream-m"}, "echo": {"provider": "echo", "model": "echo"}},
+        "state": {"backend": state},
+    }
+
+
+def test_health_reports_provider_state_and_request_totals(upstream: LoopbackServer, h: Any) -> None:
+    with run_gateway(_config(upstream, h, 60), plugins=h.plugins) as gw:
+        client = openai.OpenAI(base_url=gw.url, api_key="unused", max_retries=0)
+        before = httpx.get(f"{gw.root}/health").json()
+        msgs = [{"role": "user", "content": "hi"}]
+        client.chat.completions.create(model="m", messages=msgs)
+        client.chat.completions.create(model="echo", messages=msgs)
+        upstream.app["fail"].append(500)
+        try:
+            client.chat.completions.create(model="m", messages=msgs)
+        except openai.APIStatusError:
+            pass
+        try:
+            client.chat.completions.create(model="nope", messages=msgs)
+        except openai.NotFoundError:
+            pass
+        body = httpx.get(f"{gw.root}/health").json()
+
+    assert body["version"] == __version__ and body["uptime_seconds"] > 0 and body["worker_pid"] > 0
+    up = body["providers"]["up"]
+    assert up["type"] == "fakeoai" and up["status"] == "ok" and "circuit" in up
+    assert up["last_success"] and up["last_error"] and "upstream error 500" in up["last_error_message"]
+    assert h.PROVIDER_KEY not in str(body)
+    assert body["providers"]["echo"]["last_success"] and body["providers"]["echo"]["last_error"] is None
+    req, was = body["requests"], before["requests"]
+    assert req["total"] - was["total"] == 4
+    assert req["succeeded"] - was["succeeded"] == 2
+    assert req["failed"] - was["failed"] == 1
+    assert req["client_errors"] - was["client_errors"] == 1
+    assert 0 < req["success_rate"] < 1
+
+
+def test_ready_probes_each_provider_and_caches_the_answer(upstream: LoopbackServer, h: Any) -> None:
+    with run_gateway(_config(upstream, h, 3600), plugins=h.plugins) as gw:
+        assert httpx.get(f"{gw.root}/health/ready").json() == {"status": "ready"}
+        upstream.app["ready"] = False
+        assert httpx.get(f"{gw.root}/health/ready").status_code == 200  # cached for the interval
+        probes = [r for r in upstream.requests if r["path"] == "/v1/models"]
+        assert len(probes) == 1 and probes[0]["headers"]["Authorization"] == f"Bearer {h.PROVIDER_KEY}"
+
+    with run_gateway(_config(upstream, h, 0), plugins=h.plugins) as gw:
+        r = httpx.get(f"{gw.root}/health/ready")
+        assert r.status_code == 503
+        assert r.json()["problems"] == {"up": "provider up is not ready"}
+        upstream.app["ready"] = True
+        assert httpx.get(f"{gw.root}/health/ready").status_code == 200
+
+
+def test_ready_fails_when_the_state_store_does_not_answer(upstream: LoopbackServer, h: Any) -> None:
+    with run_gateway(_config(upstream, h, 0, state="silent"), plugins=h.plugins) as gw:
+        r = httpx.get(f"{gw.root}/health/ready")
+    assert r.status_code == 503
+    assert "state store does not answer" in r.json()["problems"]["state"]
+    assert "refused" in r.json()["problems"]["state"]

@@ -1,0 +1,116 @@
+"""The contract metrics, recorded by the real gateway for real requests."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+import openai
+
+from modelmux.testing import LoopbackServer, free_port, run_gateway
+
+
+def _config(upstream: LoopbackServer, h: Any) -> dict[str, Any]:
+    return {
+        "providers": {
+            "echo": {"type": "echo", "delay_ms": 20},
+            "up": {"type": "fakeoai", "base_url": f"{upstream.url}/v1", "api_key": h.PROVIDER_KEY, "max_retries": 1},
+            "down": {"type": "fakeoai", "base_url": f"http://127.0.0.1:{free_port()}/v1", "max_retries": 0},
+        },
+        "models": {
+            "echo": {"provider": "echo", "model": "echo"},
+            "flaky": {"provider": "up", "model": "upstream-m1"},
+            "broken": {"provider": "down", "model": "x", "fallbacks": ["echo"]},
+        },
+        "state": {"backend": "memory"},
+    }
+
+
+def test_every_contract_metric_is_recorded(upstream: LoopbackServer, h: Any) -> None:
+    msgs = [{"role": "user", "content": "one two three"}]
+    with run_gateway(_config(upstream, h), plugins=h.plugins) as gw:
+        client = openai.OpenAI(base_url=gw.url, api_key="unused", max_retries=0)
+        before = h.read_metrics(gw.root)
+
+        client.chat.completions.create(model="echo", messages=msgs)
+        stream = client.chat.completions.create(
+            model="echo", messages=msgs, stream=True, stream_options={"include_usage": True}
+        )
+        assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices) == "one two three"
+
+        hold = asyncio.Event()
+        upstream.app["hold"] = hold
+        held = client.chat.completions.create(model="flaky", messages=msgs, stream=True)
+        next(iter(held))  # the upstream waits for `hold`: the stream is in flight
+        during = h.read_metrics(gw.root)
+        upstream.loop.call_soon_threadsafe(hold.set)
+        assert "".join(c.choices[0].delta.content or "" for c in held if c.choices) == "one two three"
+        upstream.app["hold"] = None
+
+        upstream.app["fail"].append(503)  # first attempt fails, the retry answers
+        client.chat.completions.create(model="flaky", messages=msgs)
+        client.chat.completions.create(model="broken", messages=msgs)  # unreachable: falls back to echo
+        client.chat.completions.create(model="echo/anything-a-client-makes-up", messages=msgs)
+        try:
+            client.chat.completions.create(model="no-such-model", messages=msgs)
+        except openai.NotFoundError:
+            pass
+        httpx.get(f"{gw.url}/models/echo")
+        httpx.get(f"{gw.root}/no/such/path/123")
+        after = h.read_metrics(gw.root)
+
+    def delta(name: str, **labels: str) -> float:
+        return h.sample(after, name, **labels) - h.sample(before, name, **labels)
+
+    assert h.sample(during, "modelmux_inflight_requests", provider="up") == 1
+    assert h.sample(after, "modelmux_inflight_requests", provider="up") == 0
+    assert h.sample(after, "modelmux_inflight_requests", provider="echo") == 0
+
+    ok = {"method": "POST", "endpoint": "/v1/chat/completions", "status": "200"}
+    assert delta("modelmux_http_requests_total", **ok) == 6
+    assert delta("modelmux_http_requests_total", method="POST", endpoint="/v1/chat/completions", status="404") == 1
+    # Bounded labels: the route template, never the raw path.
+    assert delta("modelmux_http_requests_total", method="GET", endpoint="/v1/models/{model:path}", status="200") == 1
+    assert delta("modelmux_http_requests_total", method="GET", endpoint="unmatched", status="404") == 1
+    assert not any("no/such/path" in str(key) for key in after)
+    assert not any("anything-a-client-makes-up" in str(key) for key in after)
+
+    assert delta("modelmux_request_duration_seconds_count", endpoint="/v1/chat/completions", provider="echo") == 4
+    assert delta("modelmux_request_duration_seconds_count", endpoint="/v1/chat/completions", provider="up") == 2
+
+    # The echo answers count 3 prompt words and 3 answer words, streamed or not.
+    assert delta("modelmux_tokens_total", provider="echo", model="echo", type="input") == 3 * 3
+    assert delta("modelmux_tokens_total", provider="echo", model="echo", type="output") == 3 * 3
+    assert delta("modelmux_tokens_total", provider="up", model="flaky", type="input") == 3
+    assert delta("modelmux_tokens_total", provider="echo", model="echo/*", type="output") == 3
+    assert delta("modelmux_time_to_first_token_seconds_count", provider="echo", model="echo") == 1
+    assert delta("modelmux_time_to_first_token_seconds_count", provider="up", model="flaky") == 1
+
+    assert delta("modelmux_provider_requests_total", provider="up", model="flaky", status="503") == 1
+    assert delta("modelmux_provider_requests_total", provider="up", model="flaky", status="200") == 2
+    assert delta("modelmux_provider_requests_total", provider="down", model="broken", status="502") == 1
+    assert delta("modelmux_provider_requests_total", provider="echo", model="echo/*", status="200") == 1
+    assert delta("modelmux_upstream_retries_total", provider="up", reason="upstream_unavailable") == 1
+    assert delta("modelmux_fallbacks_total", **{"from": "broken", "to": "echo"}) == 1
+    assert delta("modelmux_errors_total", type="model_not_found") == 1
+
+
+def test_docs_and_dashboard_cover_exactly_the_metrics_we_export() -> None:
+    import json
+    import re
+    from pathlib import Path
+
+    from prometheus_client import REGISTRY
+
+    import modelmux.metrics  # noqa: F401  (registers them)
+
+    root = Path(__file__).resolve().parents[2]
+    ours = {m.name for m in REGISTRY.collect() if m.name.startswith("modelmux_")}
+    assert len(ours) == 10
+    doc = (root / "docs" / "observability.md").read_text()
+    assert all(f"`{name}" in doc for name in ours)
+    dashboard = json.loads((root / "examples" / "grafana" / "modelmux-dashboard.json").read_text())
+    exprs = " ".join(t["expr"] for p in dashboard["panels"] for t in p["targets"])
+    used = {re.sub(r"_(bucket|total)$", "", n) for n in re.findall(r"modelmux_[a-z_]+", exprs)}
+    assert used == {n.removesuffix("_total") for n in ours}
