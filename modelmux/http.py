@@ -52,6 +52,19 @@ def timeout_for(settings: ProviderSettings, *, stream: bool = False) -> aiohttp.
     return aiohttp.ClientTimeout(total=settings.timeout_seconds, sock_connect=settings.connect_timeout_seconds)
 
 
+#: Upper bound of one readiness probe's HTTP call: below the host's 5 s bound on ``ready()``
+#: (``modelmux.health.READY_TIMEOUT``), so a slow upstream reports its own error, not a timeout.
+PROBE_SECONDS = 3.0
+
+
+def probe_timeout(settings: ProviderSettings) -> aiohttp.ClientTimeout:
+    """The timeout of a cheap readiness call (``Provider.ready``): short, whatever the request timeout."""
+    return aiohttp.ClientTimeout(
+        total=min(PROBE_SECONDS, settings.timeout_seconds),
+        sock_connect=min(PROBE_SECONDS, settings.connect_timeout_seconds),
+    )
+
+
 @asynccontextmanager
 async def upstream_errors(provider: str) -> AsyncIterator[None]:
     """Map transport exceptions raised inside the block to ModelMux errors naming the provider."""

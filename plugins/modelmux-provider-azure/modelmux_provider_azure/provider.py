@@ -13,11 +13,12 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any, Literal
 from urllib.parse import quote
 
+import aiohttp
 import orjson
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from modelmux.errors import ModelMuxError, UpstreamRequestError
-from modelmux.http import error_from_status, timeout_for
+from modelmux.http import error_from_status, probe_timeout, timeout_for
 from modelmux.passthrough import get_json, open_upstream, raw_stream, read_completion, request_body
 from modelmux.provider import (
     Check,
@@ -206,17 +207,26 @@ class AzureProvider(Provider):
 
     async def list_models(self) -> list[str]:
         """Models the resource offers (Azure lists models, not deployments, on the data plane)."""
+        return await self._models(self._timeout)
+
+    async def _models(self, client_timeout: aiohttp.ClientTimeout) -> list[str]:
         data = await get_json(
             self.host.http,
             f"{self.root}/models",
             provider=self.name,
             headers=await self._headers_for(False),
-            client_timeout=self._timeout,
+            client_timeout=client_timeout,
             params=self._params,
             errors=self._errors,
         )
         items = data.get("data") if isinstance(data, dict) else None
         return [str(m["id"]) for m in items or [] if isinstance(m, dict) and "id" in m]
+
+    async def ready(self) -> bool:
+        """``GET /openai[/v1]/models`` with a short timeout: the resource answers, accepts our key or
+        Entra token (obtained here too), and the api-version is valid. No deployment is called."""
+        await self._models(probe_timeout(self.settings))
+        return True
 
     async def doctor(self) -> list[Check]:
         checks: list[Check] = []

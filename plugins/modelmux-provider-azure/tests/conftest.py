@@ -252,3 +252,9 @@ def make_app() -> web.Application:
 def fake_azure() -> Iterator[LoopbackServer]:
     with serve_aiohttp(make_app()) as server:
         yield server
+
+
+@pytest.fixture
+def start_fake_azure() -> Any:
+    """``start_fake_azure()`` -> a context manager serving a fresh fake; leaving it takes the fake down."""
+    return lambda: serve_aiohttp(make_app())

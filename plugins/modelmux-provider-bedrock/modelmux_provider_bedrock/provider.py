@@ -17,7 +17,7 @@ import orjson
 from yarl import URL
 
 from modelmux.errors import ModelMuxError, UpstreamError
-from modelmux.http import timeout_for, upstream_errors
+from modelmux.http import probe_timeout, timeout_for, upstream_errors
 from modelmux.provider import Check, Completion, DictEventStream, EventStream, Host, Provider, UpstreamRequest
 from modelmux_provider_bedrock.auth import API_KEY_ENV, Signer, default_endpoint
 from modelmux_provider_bedrock.aws_errors import http_error
@@ -114,6 +114,21 @@ class BedrockProvider(Provider):
                 f"provider {self.name}: the Bedrock stream ended before messageStop", code="upstream_stream_truncated"
             )
 
+    async def _ping(self, client_timeout: aiohttp.ClientTimeout) -> int:
+        """The HTTP status of an unsigned ``GET {endpoint}/``: any answer means the endpoint is there."""
+        async with upstream_errors(self.name):
+            async with self.host.http.get(f"{self.endpoint}/", timeout=client_timeout) as resp:
+                return resp.status
+
+    async def ready(self) -> bool:
+        """Credentials resolve (API key, configured keys, or the AWS chain, refreshed if due) and the
+        runtime endpoint answers HTTP within a short timeout. Bedrock's runtime has no free signed
+        call (model lists are on the control plane), so a rejected key shows on the first request."""
+        if not self.signer.api_key:
+            await self.signer.frozen()
+        await self._ping(probe_timeout(self.settings))
+        return True
+
     async def doctor(self) -> list[Check]:
         checks = [Check("region set", True, f"{self.region} ({self.endpoint})", topic="config")]
         checks.append(await self._credentials_check())
@@ -143,10 +158,8 @@ class BedrockProvider(Provider):
         name = "endpoint reachable"
         started = time.perf_counter()
         try:
-            async with upstream_errors(self.name):
-                timeout = aiohttp.ClientTimeout(total=min(self.settings.connect_timeout_seconds, 10.0))
-                async with self.host.http.get(f"{self.endpoint}/", timeout=timeout) as resp:
-                    status = resp.status  # any HTTP answer means the endpoint is there
+            timeout = aiohttp.ClientTimeout(total=min(self.settings.connect_timeout_seconds, 10.0))
+            status = await self._ping(timeout)
         except ModelMuxError as exc:
             return Check(
                 name,

@@ -363,3 +363,9 @@ def bedrock_client(bedrock_gateway: RunningGateway) -> openai.OpenAI:
 @pytest.fixture
 def config_for_fake() -> Any:
     return gateway_config
+
+
+@pytest.fixture
+def start_fake_bedrock() -> Any:
+    """``start_fake_bedrock()`` -> a context manager serving a fresh fake; leaving it takes the fake down."""
+    return lambda: serve_aiohttp(make_app())

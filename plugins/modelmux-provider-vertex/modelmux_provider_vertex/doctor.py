@@ -45,7 +45,7 @@ async def run_checks(provider: VertexProvider) -> list[Check]:
         return checks
     checks.append(Check("project set", True, f"{project}, region {provider.settings.region}", topic="config"))
     # GET the location: cheap, free, and it answers both "reachable" and "allowed".
-    url = f"{provider.base_url}/v1/projects/{project}/locations/{provider.settings.region}"
+    url = provider.location_url()
     try:
         async with upstream_errors(provider.name):
             async with provider.host.http.get(url, headers=headers, timeout=timeout_for(provider.settings)) as resp:

@@ -16,8 +16,8 @@ from urllib.parse import quote
 import aiohttp
 import orjson
 
-from modelmux.errors import UpstreamAuthError, UpstreamError
-from modelmux.http import timeout_for, upstream_errors
+from modelmux.errors import UpstreamAuthError, UpstreamError, UpstreamRequestError
+from modelmux.http import probe_timeout, timeout_for, upstream_errors
 from modelmux.provider import Check, Completion, DictEventStream, EventStream, Host, Provider, UpstreamRequest
 from modelmux.sse import SSEParser
 from modelmux.translate.anthropic import AnthropicPlan, from_anthropic, stream_from_anthropic, to_anthropic
@@ -63,6 +63,32 @@ class VertexProvider(Provider):
             f"{self.base_url}/v1/projects/{quote(self._project(), safe='')}/locations/{quote(region, safe='')}"
             f"/publishers/anthropic/models/{quote(model, safe='@')}:{method}"
         )
+
+    def location_url(self) -> str:
+        """The region's location resource: a free GET that answers "reachable" and "allowed"."""
+        return (
+            f"{self.base_url}/v1/projects/{quote(self._project(), safe='')}"
+            f"/locations/{quote(self.settings.region, safe='')}"
+        )
+
+    async def ready(self) -> bool:
+        """An access token is obtainable (cached by google-auth, so usually no call) and Vertex AI
+        answers a GET of the region's location with it, within a short timeout. No model is called."""
+        headers = await self.auth.headers()
+        url = self.location_url()
+        async with upstream_errors(self.name):
+            async with self.host.http.get(url, headers=headers, timeout=probe_timeout(self.settings)) as resp:
+                if resp.status == 200:
+                    return True
+                body = await resp.content.read(64 * 1024)
+        if resp.status == 404:
+            raise UpstreamRequestError(
+                f"provider {self.name}: Vertex AI has no location {self.settings.region!r} in project "
+                f"{self.project} (404). Fix: check project and region (e.g. us-east5, europe-west1 or global)",
+                status_code=404,
+                code="upstream_config_error",
+            )
+        raise self._error(resp.status, body, resp.headers, "(readiness check)")
 
     async def chat(self, request: UpstreamRequest) -> Completion | EventStream:
         plan = await to_anthropic(

@@ -279,3 +279,9 @@ def image_server() -> Iterator[LoopbackServer]:
 @pytest.fixture
 def png_bytes() -> bytes:
     return PNG
+
+
+@pytest.fixture
+def start_fake_vertex(rsa_key: rsa.RSAPrivateKey, tmp_path: Path) -> Any:
+    """``start_fake_vertex()`` -> a context manager yielding a fresh ``FakeVertex``; leaving it takes it down."""
+    return lambda: _fake(rsa_key, tmp_path)

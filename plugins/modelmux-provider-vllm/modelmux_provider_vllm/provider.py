@@ -10,10 +10,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import aiohttp
 from pydantic import Field, SecretStr, field_validator
 
 from modelmux.errors import ModelMuxError
-from modelmux.http import error_from_status, timeout_for
+from modelmux.http import error_from_status, probe_timeout, timeout_for
 from modelmux.passthrough import get_json, open_upstream, raw_stream, read_completion, request_body
 from modelmux.provider import (
     Check,
@@ -99,16 +100,28 @@ class OpenAICompatibleProvider(Provider):
         return await self._post("/responses", request, "responses")
 
     async def list_models(self) -> list[str]:
+        return await self._models(self._timeout)
+
+    async def _models(self, client_timeout: aiohttp.ClientTimeout) -> list[str]:
         data = await get_json(
             self.host.http,
             self.base_url + "/models",
             provider=self.name,
             headers=self._headers,
-            client_timeout=self._timeout,
+            client_timeout=client_timeout,
             errors=self._errors,
         )
         items = data.get("data") if isinstance(data, dict) else None
         return [str(m["id"]) for m in items or [] if isinstance(m, dict) and "id" in m]
+
+    async def ready(self) -> bool:
+        """``GET {base_url}/models`` with a short timeout: reachable, our key accepted, no tokens spent.
+
+        Any failure raises the mapped error (unreachable, 401 with the fix, 5xx), which
+        ``/health/ready`` shows under this provider's name.
+        """
+        await self._models(probe_timeout(self.settings))
+        return True
 
     async def doctor(self) -> list[Check]:
         checks: list[Check] = []

@@ -322,3 +322,9 @@ def wait() -> Any:
 def expected_frames() -> Any:
     """``expected_frames(upstream_model, body)``: the SSE frames the fake sends for a chat stream."""
     return stream_frames
+
+
+@pytest.fixture
+def start_fake_vllm() -> Any:
+    """``start_fake_vllm()`` -> a context manager serving a fresh fake; leaving it takes the fake down."""
+    return lambda: serve_aiohttp(make_app())
