@@ -23,7 +23,7 @@ import asyncio
 import hashlib
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import orjson
@@ -61,21 +61,30 @@ class Entry:
     provider: str
     model: str
     stored_at: float
+    #: Response headers that belong to the answer (e.g. ``x-modelmux-dropped-tools``).
+    headers: dict[str, str] = field(default_factory=dict)
 
 
-def request_key(endpoint: str, deployment: Deployment, body: Mapping[str, Any]) -> str:
+def request_key(endpoint: str, deployment: Deployment, body: Mapping[str, Any], context: Any = None) -> str:
+    """``context``: what else decides the answer besides the body (the Responses API's resolved history)."""
     canonical = {k: v for k, v in body.items() if k not in EXCLUDED_FIELDS and not SECRET_KEYS.search(k)}
-    payload = orjson.dumps(
-        [KEY_VERSION, endpoint, deployment.provider, deployment.model, canonical],
-        option=orjson.OPT_SORT_KEYS,
-    )
+    parts = [KEY_VERSION, endpoint, deployment.provider, deployment.model, canonical]
+    if context is not None:
+        parts.append(context)
+    payload = orjson.dumps(parts, option=orjson.OPT_SORT_KEYS)
     return f"modelmux:{KEY_VERSION}:{endpoint}:{hashlib.sha256(payload).hexdigest()}"
 
 
 def encode_entry(entry: Entry) -> bytes:
-    head = orjson.dumps(
-        {"kind": entry.kind, "provider": entry.provider, "model": entry.model, "stored_at": entry.stored_at}
-    )
+    meta: dict[str, Any] = {
+        "kind": entry.kind,
+        "provider": entry.provider,
+        "model": entry.model,
+        "stored_at": entry.stored_at,
+    }
+    if entry.headers:
+        meta["headers"] = entry.headers
+    head = orjson.dumps(meta)
     return head + b"\n" + entry.body
 
 
@@ -85,7 +94,8 @@ def decode_entry(raw: bytes) -> Entry | None:
         return None
     try:
         meta = orjson.loads(head)
-        return Entry(meta["kind"], body, meta["provider"], meta["model"], float(meta["stored_at"]))
+        headers = meta.get("headers") or {}
+        return Entry(meta["kind"], body, meta["provider"], meta["model"], float(meta["stored_at"]), dict(headers))
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
         return None
 
@@ -132,7 +142,14 @@ class ResponseCache:
             return model.cache
         return self.settings.enabled
 
-    def plan(self, endpoint: str, body: Mapping[str, Any], header: str | None, deployment: Deployment) -> Lookup | None:
+    def plan(
+        self,
+        endpoint: str,
+        body: Mapping[str, Any],
+        header: str | None,
+        deployment: Deployment,
+        context: Any = None,
+    ) -> Lookup | None:
         """The cache's part in this request, or None when it takes none."""
         mode = header.strip().lower() if header is not None else None
         if mode is not None and mode not in MODES:
@@ -141,7 +158,7 @@ class ResponseCache:
             )
         if not self.wanted(deployment.route, mode):
             return None
-        return Lookup(request_key(endpoint, deployment, body), deployment, read=mode != "refresh")
+        return Lookup(request_key(endpoint, deployment, body, context), deployment, read=mode != "refresh")
 
     async def backend(self) -> Cache:
         if self._backend is None:
@@ -161,10 +178,17 @@ class ResponseCache:
         metrics.CACHE_REQUESTS.labels("hit" if entry is not None else "miss").inc()
         return entry
 
-    async def put(self, lookup: Lookup, kind: Kind, body: bytes, deployment: Deployment) -> bool:
+    async def put(
+        self,
+        lookup: Lookup,
+        kind: Kind,
+        body: bytes,
+        deployment: Deployment,
+        headers: Mapping[str, str] | None = None,
+    ) -> bool:
         if deployment != lookup.deployment or len(body) > self.settings.max_entry_bytes:
             return False
-        entry = Entry(kind, body, deployment.provider, deployment.model, time.time())
+        entry = Entry(kind, body, deployment.provider, deployment.model, time.time(), dict(headers or {}))
         try:
             await (await self.backend()).set(lookup.key, encode_entry(entry), self.settings.ttl_seconds)
         except Exception as exc:
@@ -178,8 +202,10 @@ class ResponseCache:
         lookup: Lookup,
         deployment: Deployment,
         state: dict[str, Any],
+        headers: Mapping[str, str] | None = None,
     ) -> AsyncIterator[bytes]:
-        """Pass a stream to the client and store it once it ended well (bounded buffer)."""
+        """Pass a stream to the client and store it once it ended well (bounded buffer): when
+        ``state`` has no ``error`` at the end."""
         limit = self.settings.max_entry_bytes
         parts: list[bytes] = []
         size = 0
@@ -190,7 +216,7 @@ class ResponseCache:
             yield frame
         # Reached only when the stream ran to its end (a client that left cancels us at a yield).
         if size <= limit and state.get("error") is None:
-            await self.put(lookup, "sse", b"".join(parts), deployment)
+            await self.put(lookup, "sse", b"".join(parts), deployment, headers)
 
     async def aclose(self) -> None:
         if self._backend is not None:

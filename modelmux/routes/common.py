@@ -25,7 +25,7 @@ from modelmux.streaming import to_client
 
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 #: Endpoints whose answers the response cache may keep.
-CACHEABLE: tuple[Endpoint, ...] = ("chat",)
+CACHEABLE: tuple[Endpoint, ...] = ("chat", "responses")
 
 
 def gateway(request: Request) -> Gateway:
@@ -45,19 +45,32 @@ def routed_headers(routed: Routed) -> dict[str, str]:
     return {"x-modelmux-provider": dep.provider, "x-modelmux-model": dep.model}
 
 
-def _cache_plan(request: Request, gw: Gateway, endpoint: Endpoint, body: dict[str, Any]) -> Lookup | None:
+def cache_plan(
+    request: Request, gw: Gateway, endpoint: Endpoint, body: dict[str, Any], context: Any = None
+) -> Lookup | None:
+    """The response cache's part in this request (None: none). ``context``: see ``request_key``."""
     header = request.headers.get(CACHE_HEADER)
     if endpoint not in CACHEABLE:
         return None
     if header is None and not gw.response_cache.maybe_enabled:
         return None  # the common case costs no model resolution
     primary = gw.router.resolve(str(body.get("model") or ""))[0]
-    return gw.response_cache.plan(endpoint, body, header, primary)
+    return gw.response_cache.plan(endpoint, body, header, primary, context)
+
+
+def hit_headers(entry: Entry, state: dict[str, Any]) -> dict[str, str]:
+    """A hit's response headers (the original's provider, model and stored extras); notes it for the log line."""
+    state.update(provider=entry.provider, deployment=entry.model, cache="hit")
+    return {
+        **entry.headers,
+        "x-modelmux-provider": entry.provider,
+        "x-modelmux-model": entry.model,
+        CACHE_HEADER: "hit",
+    }
 
 
 def _cached_answer(entry: Entry, state: dict[str, Any]) -> Response:
-    state.update(provider=entry.provider, deployment=entry.model, cache="hit")
-    headers = {"x-modelmux-provider": entry.provider, "x-modelmux-model": entry.model, CACHE_HEADER: "hit"}
+    headers = hit_headers(entry, state)
     if entry.kind == "sse":
         headers.update(SSE_HEADERS)
         return StreamingResponse(sse_events(entry.body), media_type="text/event-stream", headers=headers)
@@ -70,7 +83,7 @@ async def forward(request: Request, endpoint: Endpoint, body: dict[str, Any]) ->
     state = request.scope["state"]
     stream = bool(body.get("stream"))
     state["model"] = body.get("model")
-    lookup = _cache_plan(request, gw, endpoint, body)
+    lookup = cache_plan(request, gw, endpoint, body)
     if lookup is not None:
         state["cache"] = "miss"
         if lookup.read:

@@ -20,12 +20,23 @@ from fastapi.responses import Response, StreamingResponse
 from loguru import logger
 
 from modelmux import metrics
+from modelmux.cache import HEADER as CACHE_HEADER
+from modelmux.cache import Entry
 from modelmux.conversations import Conversations
 from modelmux.errors import InvalidRequestError, ModelMuxError, NotFoundError, UpstreamError
 from modelmux.gateway import Gateway
 from modelmux.provider import Completion, EventStream, Provider
 from modelmux.router import Deployment, Endpoint
-from modelmux.routes.common import SSE_HEADERS, gateway, json_response, read_json, routed_headers
+from modelmux.routes import responses_cache
+from modelmux.routes.common import (
+    SSE_HEADERS,
+    cache_plan,
+    gateway,
+    hit_headers,
+    json_response,
+    read_json,
+    routed_headers,
+)
 from modelmux.schemas_responses import validate_responses
 from modelmux.sse import SSEParser, encode
 from modelmux.streaming import to_client
@@ -66,6 +77,21 @@ async def create_response(request: Request) -> Response:
         previous = (await convs.require(body["previous_response_id"], owner, "previous_response_id")).history
     input_items = normalize_input(body.get("input"), previous)
     stream = bool(body.get("stream"))
+    state["model"] = body.get("model")
+
+    save: Save | None = None
+    if body.get("store") is not False:
+
+        async def save(resp: dict[str, Any]) -> None:
+            await convs.save(resp, previous, input_items, owner)
+
+    lookup = cache_plan(request, gw, "responses", responses_cache.key_body(body), responses_cache.key_context(previous))
+    if lookup is not None:
+        state["cache"] = "miss"
+        if lookup.read:
+            entry = await gw.response_cache.get(lookup)
+            if entry is not None:
+                return await _cached_response(entry, body, save, state)
     plans: dict[Deployment, ChatPlan] = {}
 
     def body_for(provider: Provider, dep: Deployment) -> tuple[Endpoint, dict[str, Any]]:
@@ -78,7 +104,6 @@ async def create_response(request: Request) -> Response:
         plans[dep] = plan
         return "chat", plan.body
 
-    state["model"] = body.get("model")
     routed = await gw.router.call(
         "responses", body, stream=stream, request_id=state.get("request_id", ""), body_for=body_for
     )
@@ -86,8 +111,10 @@ async def create_response(request: Request) -> Response:
     state["provider"] = dep.provider
     headers = routed_headers(routed)
     plan = plans.get(dep)
+    kept: dict[str, str] = {}  # headers a cache hit repeats
     if plan is not None and plan.dropped:
-        headers[DROPPED_HEADER] = ",".join(plan.dropped)
+        kept[DROPPED_HEADER] = ",".join(plan.dropped)
+        headers.update(kept)
         logger.info(
             "responses: dropped built-in tools {} for model {}: provider {} has no Responses API",
             ",".join(plan.dropped),
@@ -95,12 +122,8 @@ async def create_response(request: Request) -> Response:
             dep.provider,
         )
 
-    save: Save | None = None
-    if body.get("store") is not False:
-
-        async def save(resp: dict[str, Any]) -> None:
-            await convs.save(resp, previous, input_items, owner)
-
+    if lookup is not None:
+        headers[CACHE_HEADER] = "miss"
     result = routed.result
     if isinstance(result, Completion):
         if plan is None:  # native: the upstream's Response, told what the client asked for
@@ -111,19 +134,50 @@ async def create_response(request: Request) -> Response:
         if save is not None:
             await save(resp)
         headers.update({k: v for k, v in result.headers.items() if k.lower() != "content-length"})
-        return Response(orjson.dumps(resp), media_type="application/json", headers=headers)
+        data = orjson.dumps(resp)
+        if lookup is not None and responses_cache.storable(resp):
+            await gw.response_cache.put(lookup, "json", data, dep, kept)
+        return Response(data, media_type="application/json", headers=headers)
     if not stream:
         await result.aclose()
         raise UpstreamError(f"provider {dep.provider} answered a stream to a non-streaming request")
     headers.update(SSE_HEADERS)
     headers.update(result.headers)
     started = state.get("started", time.perf_counter())
+    # The cache stores the stream only if this ends up without "error" (a storable final status).
+    outcome: dict[str, Any] = {"error": "the stream did not end"}
     if plan is None:
-        frames = _native_stream(result, body, save, provider=dep.provider, model=dep.route, started=started)
+        frames = _native_stream(
+            result, body, save, provider=dep.provider, model=dep.route, started=started, outcome=outcome
+        )
     else:
         events = ResponseEvents(response_skeleton(body), plan.names)
-        frames = _translated_stream(result, events, save, provider=dep.provider, model=dep.route, started=started)
+        frames = _translated_stream(
+            result, events, save, provider=dep.provider, model=dep.route, started=started, outcome=outcome
+        )
+    if lookup is not None:
+        frames = gw.response_cache.tee(frames, lookup, dep, outcome, kept)
     return StreamingResponse(frames, media_type="text/event-stream", headers=headers)
+
+
+async def _cached_response(entry: Entry, body: dict[str, Any], save: Save | None, state: dict[str, Any]) -> Response:
+    """A hit, answered as a new response (new ids) and stored like one."""
+    headers = hit_headers(entry, state)
+    renamer = responses_cache.Renamer(body)
+    if entry.kind == "sse":
+        headers.update(SSE_HEADERS)
+        frames = responses_cache.replay_stream(entry.body, renamer, save)
+        return StreamingResponse(frames, media_type="text/event-stream", headers=headers)
+    resp = renamer.response(orjson.loads(entry.body))
+    if save is not None:
+        await save(resp)
+    return Response(orjson.dumps(resp), media_type="application/json", headers=headers)
+
+
+def _settle(outcome: dict[str, Any] | None, resp: dict[str, Any] | None) -> None:
+    """Tell the cache whether the stream's final Response may be stored."""
+    if outcome is not None and responses_cache.storable(resp):
+        outcome.pop("error", None)
 
 
 def _as_client_asked(resp: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
@@ -150,6 +204,7 @@ async def _translated_stream(
     provider: str,
     model: str,
     started: float,
+    outcome: dict[str, Any] | None = None,
 ) -> AsyncIterator[bytes]:
     first = True
     try:
@@ -174,6 +229,7 @@ async def _translated_stream(
             final = events.fail(f"provider {provider}: internal error in stream")
         # stored before the terminal event goes out: a client may continue from it at once
         await _store(save, events.response)
+        _settle(outcome, events.response)
         for event in final:
             yield encode(event, event["type"])
     finally:
@@ -189,17 +245,19 @@ async def _native_stream(
     provider: str,
     model: str,
     started: float,
+    outcome: dict[str, Any] | None = None,
 ) -> AsyncIterator[bytes]:
     """The upstream's bytes untouched; only the terminal event is decoded, to store its Response."""
     parser = SSEParser()
-    async for frame in to_client(stream, provider=provider, model=model, started=started):
-        if save is not None:
+    async for frame in to_client(stream, provider=provider, model=model, started=started, state=outcome):
+        if save is not None or outcome is not None:
             for ev in parser.feed(frame):
                 name = ev.event.encode() if ev.event else ev.data[:80]
                 if any(t in name for t in _TERMINAL):
                     resp = orjson.loads(ev.data).get("response")
                     if isinstance(resp, dict):
                         await _store(save, _as_client_asked(resp, body))
+                        _settle(outcome, resp)
         yield frame
 
 

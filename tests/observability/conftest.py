@@ -29,6 +29,7 @@ class FakeSettings(ProviderSettings):
     type: str = "fakeoai"
     base_url: str
     api_key: str = ""
+    native_responses: bool = False
 
 
 class FakeProvider(Provider):
@@ -37,11 +38,21 @@ class FakeProvider(Provider):
     def _headers(self) -> dict[str, str]:
         return {"authorization": f"Bearer {self.settings.api_key}"} if self.settings.api_key else {}
 
+    def __init__(self, name: str, settings: FakeSettings, host: Any) -> None:
+        super().__init__(name, settings, host)
+        self.native_responses = settings.native_responses
+
     async def chat(self, request: UpstreamRequest) -> Completion | EventStream:
+        return await self._post("/chat/completions", request, "chat")
+
+    async def responses(self, request: UpstreamRequest) -> Completion | EventStream:
+        return await self._post("/responses", request, "responses")
+
+    async def _post(self, path: str, request: UpstreamRequest, kind: Any) -> Completion | EventStream:
         body = {**request.body, "model": request.model}
         async with upstream_errors(self.name):
             resp = await self.host.http.post(
-                f"{self.settings.base_url}/chat/completions",
+                f"{self.settings.base_url}{path}",
                 json=body,
                 headers=self._headers(),
                 timeout=timeout_for(self.settings, stream=request.stream),
@@ -61,7 +72,7 @@ class FakeProvider(Provider):
         async def close() -> None:
             resp.close()
 
-        return RawEventStream(source(), on_close=close, provider=self.name)
+        return RawEventStream(source(), kind=kind, on_close=close, provider=self.name)
 
     async def ready(self) -> bool:
         async with upstream_errors(self.name):
@@ -159,8 +170,54 @@ def fake_openai_app() -> web.Application:
         await resp.write(b"data: [DONE]\n\n")
         return resp
 
+    async def responses(request: web.Request) -> web.StreamResponse:
+        """A native Responses API: echoes the last user text; ids count the calls."""
+        body = orjson.loads(await request.read())
+        n = sum(1 for r in request.app[SERVER_KEY].requests if r["path"] == "/v1/responses")
+        items = body["input"] if isinstance(body["input"], list) else [{"role": "user", "content": body["input"]}]
+        last = next(i for i in reversed(items) if i.get("role") == "user")["content"]
+        text = last if isinstance(last, str) else " ".join(p.get("text", "") for p in last)
+        message = {
+            "type": "message",
+            "id": f"msg_up{n}",
+            "status": "completed",
+            "role": "assistant",
+            "content": [{"type": "output_text", "text": text, "annotations": []}],
+        }
+        final = {
+            "id": f"resp_up{n}",
+            "object": "response",
+            "created_at": 1700000000,
+            "status": "completed",
+            "model": body["model"],
+            "output": [message],
+            "usage": {"input_tokens": 3, "output_tokens": 2, "total_tokens": 5},
+        }
+        if not body.get("stream"):
+            return web.json_response(final)
+        events = [
+            {"type": "response.created", "response": {**final, "status": "in_progress", "output": []}},
+            {"type": "response.output_item.added", "output_index": 0, "item": {**message, "content": []}},
+            {
+                "type": "response.output_text.delta",
+                "item_id": message["id"],
+                "output_index": 0,
+                "content_index": 0,
+                "delta": text,
+            },
+            {"type": "response.output_item.done", "output_index": 0, "item": message},
+            {"type": "response.completed", "response": final},
+        ]
+        resp = web.StreamResponse(headers={"content-type": "text/event-stream"})
+        await resp.prepare(request)
+        for i, event in enumerate(events):
+            event["sequence_number"] = i
+            await resp.write(f"event: {event['type']}\n".encode() + b"data: " + orjson.dumps(event) + b"\n\n")
+        return resp
+
     app.router.add_get("/v1/models", models)
     app.router.add_post("/v1/chat/completions", chat)
+    app.router.add_post("/v1/responses", responses)
     return app
 
 
@@ -172,6 +229,10 @@ def upstream() -> Iterator[LoopbackServer]:
 
 def chat_calls(server: LoopbackServer) -> int:
     return sum(1 for r in server.requests if r["path"].endswith("/chat/completions"))
+
+
+def responses_calls(server: LoopbackServer) -> int:
+    return sum(1 for r in server.requests if r["path"] == "/v1/responses")
 
 
 def read_metrics(root: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
@@ -194,6 +255,7 @@ class Helpers:
     PROVIDER_KEY = PROVIDER_KEY
     CLIENT_KEY = CLIENT_KEY
     chat_calls = staticmethod(chat_calls)
+    responses_calls = staticmethod(responses_calls)
     read_metrics = staticmethod(read_metrics)
     sample = staticmethod(sample)
 
