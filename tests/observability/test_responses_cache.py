@@ -215,3 +215,11 @@ def test_a_failed_answer_is_not_stored(
     assert _create(client, model="cached", input="flaky")[0] == "miss"
     assert _create(client, model="cached", input="flaky")[0] == "hit"
     assert h.chat_calls(upstream) == 2
+
+
+def test_a_hit_repeats_the_dropped_tools_header(gw: RunningGateway, upstream: LoopbackServer, h: Any) -> None:
+    body = {"model": "echo", "input": "search please", "tools": [{"type": "web_search"}]}
+    first = httpx.post(f"{gw.url}/responses", json=body)
+    second = httpx.post(f"{gw.url}/responses", json=body)
+    assert (first.headers["x-modelmux-cache"], second.headers["x-modelmux-cache"]) == ("miss", "hit")
+    assert first.headers["x-modelmux-dropped-tools"] == second.headers["x-modelmux-dropped-tools"] == "web_search"
