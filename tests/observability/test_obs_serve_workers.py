@@ -67,6 +67,12 @@ def test_metrics_add_up_across_two_workers(tmp_path: Path) -> None:
     pids: set[int] = set()
     sent = 0
     try:
+        # /health/live answers once one worker is up; under load the second may take a while.
+        deadline = time.monotonic() + 60
+        seen: set[int] = set()
+        while len(seen) < 2 and time.monotonic() < deadline:
+            with httpx.Client() as client:
+                seen.add(client.get(f"{root}/health").json()["worker_pid"])
         body = {"model": "echo", "messages": [{"role": "user", "content": "hello"}]}
         # A new connection each time, so that both workers take some; on until both did (bounded).
         while sent < MIN_REQUESTS or (len(pids) < 2 and sent < MAX_REQUESTS):
