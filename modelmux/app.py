@@ -25,6 +25,7 @@ from starlette.types import ASGIApp
 
 from modelmux import __version__, metrics, tracing
 from modelmux.config import SECRET_KEYS, Config, load_config, redact
+from modelmux.disconnect import CancelOnDisconnect
 from modelmux.errors import InvalidRequestError, ModelMuxError, error_for_status
 from modelmux.gateway import Gateway, key_id
 from modelmux.logs import add_secrets, scrub, setup_logging
@@ -127,7 +128,7 @@ def create_app(config: Config, plugins: Plugins) -> ASGIApp:
     api_keys = {k: key_id(k) for k in config.server.api_keys if k}
     register_secrets(config)
     return GatewayMiddleware(
-        app,
+        CancelOnDisconnect(app),
         api_keys=api_keys,
         max_request_bytes=config.server.max_request_bytes,
         log_bodies=config.server.log_bodies,

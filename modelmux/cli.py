@@ -99,6 +99,9 @@ def serve(config_path: str | None, host: str | None, port: int | None, workers: 
     from modelmux.logs import setup_logging
 
     setup_logging(server.log_level, server.log_format)
+    from modelmux.shutdown import exit_zero_after_graceful_shutdown
+
+    exit_zero_after_graceful_shutdown()
     created = _metrics_dir(server.workers)
     try:
         uvicorn.run(
@@ -110,7 +113,8 @@ def serve(config_path: str | None, host: str | None, port: int | None, workers: 
             log_config=None,
             log_level=server.log_level,
             access_log=False,
-            timeout_graceful_shutdown=30,
+            # uvicorn types it int; it is a timeout in seconds and takes fractions as well.
+            timeout_graceful_shutdown=server.shutdown_timeout_seconds,  # type: ignore[arg-type]
         )
     finally:
         if created is not None:
@@ -232,7 +236,13 @@ def models_cmd(config_path: str | None, provider_name: str | None) -> None:
     if provider_name is None:
         table = Table("model", "provider", "upstream model", "fallbacks")
         for name, model in sorted(config.settings.models.items()):
-            table.add_row(name, model.provider, model.model, ", ".join(model.fallbacks))
+            targets = model.targets()
+            table.add_row(
+                name,
+                ", ".join(d.provider for d in targets),
+                ", ".join(d.model for d in targets),
+                ", ".join(model.fallbacks),
+            )
         console.print(table)
         return
     if provider_name not in config.providers:

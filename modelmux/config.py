@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 if TYPE_CHECKING:
     from modelmux.provider import ProviderSettings
@@ -51,6 +51,22 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class LimitOverride(_Strict):
+    """``[server.limits.keys.NAME]``: limits for one client API key (one of ``server.api_keys``)."""
+
+    api_key: str
+    requests_per_minute: int | None = Field(None, ge=1)
+    tokens_per_minute: int | None = Field(None, ge=1)
+
+
+class LimitSettings(_Strict):
+    """``[server.limits]``: per client API key rate limits; unset means unlimited."""
+
+    requests_per_minute: int | None = Field(None, ge=1)
+    tokens_per_minute: int | None = Field(None, ge=1)
+    keys: dict[str, LimitOverride] = Field(default_factory=dict)
+
+
 class ServerSettings(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(3000, ge=0, le=65535)
@@ -63,6 +79,9 @@ class ServerSettings(_Strict):
     ready_check_interval_seconds: float = Field(15.0, ge=0)
     max_request_bytes: int = Field(32 * 1024 * 1024, gt=0)
     url_fetch_allow: list[str] = Field(default_factory=list)
+    #: On SIGTERM: how long in-flight requests and streams may still run before they are cut.
+    shutdown_timeout_seconds: float = Field(30.0, ge=0)
+    limits: LimitSettings = Field(default_factory=LimitSettings)
 
 
 def default_data_dir() -> Path:
@@ -97,19 +116,56 @@ class TracingSettings(_Strict):
     service_name: str = "modelmux"
 
 
+class CircuitBreakerSettings(_Strict):
+    """A deployment that fails ``failures`` times in a row is skipped for ``cooldown_seconds``,
+    then one trial request decides whether it is back."""
+
+    failures: int = Field(5, ge=1)
+    cooldown_seconds: float = Field(30.0, gt=0)
+
+
 class RouterSettings(_Strict):
     default_provider: str | None = None
+    #: Overall budget of one client request until its answer starts (every attempt, backoff and
+    #: fallback); no retry or fallback starts after it.
+    deadline_seconds: float = Field(300.0, gt=0)
+    circuit_breaker: CircuitBreakerSettings = Field(default_factory=CircuitBreakerSettings)
+
+
+class DeploymentSettings(_Strict):
+    """One place a model runs: a configured provider, its upstream model id, a balancing weight."""
+
+    provider: str
+    model: str
+    weight: int = Field(1, ge=1, le=1000)
+
+
+Strategy = Literal["weighted_round_robin", "least_inflight"]
 
 
 class ModelSettings(_Strict):
-    provider: str
-    model: str
+    """``[models.NAME]``: either ``provider`` + ``model`` (one deployment) or ``deployments``."""
+
+    provider: str = ""
+    model: str = ""
+    deployments: list[DeploymentSettings] = Field(default_factory=list)
+    strategy: Strategy = "weighted_round_robin"
     fallbacks: list[str] = Field(default_factory=list)
     #: Responses API: a built-in tool (web_search, ...) this model's provider cannot run is a 400
     #: naming the tool, instead of being dropped (with a log line and x-modelmux-dropped-tools).
     strict_tools: bool = False
     #: Exact-match response cache for this model: true/false; unset follows ``[cache] enabled``.
     cache: bool | None = None
+
+    @model_validator(mode="after")
+    def _one_form(self) -> ModelSettings:
+        if self.deployments and (self.provider or self.model):
+            raise ValueError("set either provider + model (one deployment) or deployments = [...], not both")
+        return self  # a missing provider/model is reported by validate_config, naming the key
+
+    def targets(self) -> list[DeploymentSettings]:
+        """The deployments, whichever form the table used."""
+        return self.deployments or [DeploymentSettings(provider=self.provider, model=self.model, weight=1)]
 
 
 class Settings(_Strict):
@@ -321,18 +377,35 @@ def validate_config(
                 problems.extend(format_validation_error(exc, section, path))
     names = set(settings.providers)
     for model_name, model in settings.models.items():
-        if model.provider not in names:
-            problems.append(
-                f"models.{model_name}.provider: no provider named {model.provider!r}. "
-                f"Configured providers: {', '.join(sorted(names))}. Fix: add [providers.{model.provider}] "
-                "or correct the name."
-            )
+        if not model.deployments and not (model.provider and model.model):
+            for leaf in ("provider", "model"):
+                if not getattr(model, leaf):
+                    key = f"models.{model_name}.{leaf}"
+                    problems.append(
+                        f"{key}: missing. Fix: {_where(key, path)}, or list deployments = [{{provider, model}}]."
+                    )
+            continue
+        for i, dep in enumerate(model.targets()):
+            if dep.provider not in names:
+                where = f"deployments[{i}].provider" if len(model.deployments) > 1 else "provider"
+                problems.append(
+                    f"models.{model_name}.{where}: no provider named {dep.provider!r}. "
+                    f"Configured providers: {', '.join(sorted(names))}. Fix: add [providers.{dep.provider}] "
+                    "or correct the name."
+                )
         for fb in model.fallbacks:
             if fb not in settings.models:
                 problems.append(
                     f"models.{model_name}.fallbacks: {fb!r} is not a configured model. "
                     f"Fix: use one of {', '.join(sorted(settings.models))}."
                 )
+    known_keys = set(settings.server.api_keys)
+    for label, override in settings.server.limits.keys.items():
+        if override.api_key not in known_keys:
+            problems.append(
+                f"server.limits.keys.{label}.api_key: not one of server.api_keys. Fix: add the key to "
+                "server.api_keys, or correct it."
+            )
     dp = settings.router.default_provider
     if dp is not None and dp not in names:
         problems.append(

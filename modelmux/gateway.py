@@ -21,6 +21,7 @@ from modelmux.cache import ResponseCache
 from modelmux.config import Config
 from modelmux.http import open_client
 from modelmux.images import ImageFetcher
+from modelmux.limits import RateLimiter
 from modelmux.plugins import Plugins
 from modelmux.provider import Host, Provider
 from modelmux.router import Router
@@ -64,6 +65,8 @@ class Gateway:
                 self.provider_errors[name] = f"{type(exc).__name__}: {exc}"
                 logger.error("provider {} ({}) could not start: {}", name, settings.type, exc)
         self.state = self._open_store("state")
+        assert self.state is not None
+        self.limits = RateLimiter(self.config.server.limits, self.state, self.api_keys)
 
     def _open_store(self, section: str) -> Any:
         backend = getattr(self.config.settings, section).backend

@@ -42,14 +42,44 @@ def open_client(trace_configs: list[aiohttp.TraceConfig] | None = None) -> aioht
 
 
 def timeout_for(settings: ProviderSettings, *, stream: bool = False) -> aiohttp.ClientTimeout:
-    """Connect timeout, and a total (non-stream) or per-read (stream) bound."""
+    """The aiohttp timeouts of one upstream call from the provider's settings.
+
+    Non-stream: connect, first byte (per read) and total. Stream: connect, and a per-read
+    backstop; the precise first-byte, idle-gap and total bounds of a stream are enforced by
+    the host around the provider's stream (``modelmux.timeouts.StreamGuard``), so every
+    provider gets them without code of its own.
+    """
+    total = settings.timeout_seconds
+    first = settings.first_byte_timeout_seconds
     if stream:
         return aiohttp.ClientTimeout(
             total=None,
             sock_connect=settings.connect_timeout_seconds,
-            sock_read=settings.timeout_seconds,
+            sock_read=max(first or total, settings.idle_timeout_seconds or total),
         )
-    return aiohttp.ClientTimeout(total=settings.timeout_seconds, sock_connect=settings.connect_timeout_seconds)
+    return aiohttp.ClientTimeout(total=total, sock_connect=settings.connect_timeout_seconds, sock_read=first)
+
+
+def transport_error(provider: str, exc: BaseException) -> ModelMuxError | None:
+    """The ModelMux error for a transport failure (timeout, refused, cut), or None if it is not one."""
+    if isinstance(exc, ModelMuxError):
+        return exc
+    if isinstance(exc, (TimeoutError, aiohttp.ServerTimeoutError)):
+        return UpstreamTimeoutError(f"provider {provider}: the upstream did not answer in time")
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return UpstreamError(
+            f"provider {provider}: cannot connect to {exc.host}:{exc.port} ({exc.os_error}). "
+            "Fix: check the provider's base_url/endpoint and that the upstream is running.",
+            code="upstream_unreachable",
+        )
+    if isinstance(exc, (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError, ConnectionResetError)):
+        return UpstreamError(
+            f"provider {provider}: the upstream closed the connection early ({exc})",
+            code="upstream_disconnected",
+        )
+    if isinstance(exc, aiohttp.ClientError):
+        return UpstreamError(f"provider {provider}: upstream request failed: {exc}")
+    return None
 
 
 #: Upper bound of one readiness probe's HTTP call: below the host's 5 s bound on ``ready()``
@@ -72,21 +102,11 @@ async def upstream_errors(provider: str) -> AsyncIterator[None]:
         yield
     except ModelMuxError:
         raise
-    except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
-        raise UpstreamTimeoutError(f"provider {provider}: the upstream did not answer in time") from exc
-    except aiohttp.ClientConnectorError as exc:
-        raise UpstreamError(
-            f"provider {provider}: cannot connect to {exc.host}:{exc.port} ({exc.os_error}). "
-            "Fix: check the provider's base_url/endpoint and that the upstream is running.",
-            code="upstream_unreachable",
-        ) from exc
-    except (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError) as exc:
-        raise UpstreamError(
-            f"provider {provider}: the upstream closed the connection early ({exc})",
-            code="upstream_disconnected",
-        ) from exc
-    except aiohttp.ClientError as exc:
-        raise UpstreamError(f"provider {provider}: upstream request failed: {exc}") from exc
+    except Exception as exc:
+        mapped = transport_error(provider, exc)
+        if mapped is None:
+            raise
+        raise mapped from exc
 
 
 def retry_after(headers: Any) -> float | None:

@@ -44,8 +44,14 @@ class ProviderSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     type: str
-    timeout_seconds: float = Field(120.0, gt=0, description="total time for one upstream call")
-    connect_timeout_seconds: float = Field(10.0, gt=0)
+    timeout_seconds: float = Field(120.0, gt=0, description="total time for one upstream call, stream included")
+    connect_timeout_seconds: float = Field(10.0, gt=0, description="time to open the connection")
+    first_byte_timeout_seconds: float | None = Field(
+        None, gt=0, description="time from sending the request to the first byte of the answer (unset: the total)"
+    )
+    idle_timeout_seconds: float | None = Field(
+        None, gt=0, description="longest gap between two stream chunks (unset: the total)"
+    )
     max_retries: int = Field(2, ge=0, le=10)
 
 
@@ -145,8 +151,29 @@ class EventStream(ABC):
     @abstractmethod
     async def aclose(self) -> None: ...
 
+    def guard(self, wrap: Callable[[AsyncIterator[Any]], AsyncIterator[Any]]) -> bool:
+        """Let the host wrap the upstream source (time bounds, first-byte priming, accounting).
 
-class DictEventStream(EventStream):
+        The host's stream classes accept; a stream class of a plugin's own may return
+        False, and then gets only the aiohttp-level timeouts of ``timeout_for``."""
+        return False
+
+    async def prime(self) -> None:
+        """Wait for the first upstream item (after ``guard``), so a failure before it can be retried."""
+        prime = getattr(getattr(self, "_source", None), "prime", None)
+        if prime is not None:
+            await prime()
+
+
+class _GuardableSource:
+    _source: AsyncIterator[Any]
+
+    def guard(self, wrap: Callable[[AsyncIterator[Any]], AsyncIterator[Any]]) -> bool:
+        self._source = wrap(self._source)
+        return True
+
+
+class DictEventStream(_GuardableSource, EventStream):
     """A stream a provider builds itself, one dict per event."""
 
     def __init__(
@@ -192,7 +219,7 @@ class DictEventStream(EventStream):
 _USAGE_MARKERS = (b'"usage":{', b'"usage": {')
 
 
-class RawEventStream(EventStream):
+class RawEventStream(_GuardableSource, EventStream):
     """An upstream's SSE bytes, forwarded as they arrive.
 
     ``sse()`` does no JSON decoding per chunk: it finds event boundaries with a byte

@@ -1,40 +1,51 @@
-"""Model resolution, retries and fallbacks: which deployment answers a request.
+"""Model resolution, balancing, retries, timeouts and fallbacks: which deployment answers.
 
 A request's ``model`` is a ``[models]`` name, or ``PROVIDER/UPSTREAM_MODEL``, or,
 with ``router.default_provider``, any other name passed through unchanged.
-Retryable failures (connection, timeout, 429, 5xx) are retried with exponential
-backoff and full jitter, then the model's ``fallbacks`` are tried in order.
-Nothing is retried once a stream has been handed to the client.
+
+For one request the router walks the model, then its ``fallbacks`` in order. Within a
+model it tries the strategy's pick first, then the model's other usable deployments;
+a deployment is tried again (exponential backoff, full jitter, at least the upstream's
+``retry-after``) only after every usable deployment of the model had its turn, and at
+most ``max_retries`` times (its provider's setting). Only retryable failures move on
+(connection, timeout, 429, 5xx); a 400 about the request goes straight to the client.
+Everything before the answer starts is bounded by ``router.deadline_seconds``.
+
+A stream counts as started once its first upstream item arrived (``prime``): a stream
+that fails before that is retried like any failure; after it, never.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from loguru import logger
 
 from modelmux import metrics
-from modelmux.config import Config
-from modelmux.errors import InvalidRequestError, ModelMuxError, ModelNotFoundError
+from modelmux.balancing import Balancer, Deployment, DeploymentState
+from modelmux.config import Config, Strategy
+from modelmux.errors import (
+    InvalidRequestError,
+    ModelMuxError,
+    ModelNotFoundError,
+    UpstreamTimeoutError,
+    UpstreamUnavailableError,
+)
 from modelmux.provider import Completion, EventStream, Provider, UpstreamRequest
+from modelmux.timeouts import StreamGuard
 
 BACKOFF_BASE = 0.25
 BACKOFF_CAP = 8.0
 
 Endpoint = Literal["chat", "responses"]
 
-
-@dataclass(frozen=True, slots=True)
-class Deployment:
-    provider: str
-    model: str
-    #: The configured model name this deployment serves (for labels and fallbacks).
-    route: str
+__all__ = ["BodyFor", "Deployment", "Endpoint", "Routed", "Router"]
 
 
 @dataclass(slots=True)
@@ -52,44 +63,70 @@ class Routed:
 BodyFor = Callable[[Provider, Deployment], tuple[Endpoint, dict[str, Any]]]
 
 
+@dataclass(frozen=True, slots=True)
+class ModelPlan:
+    """One model of the chain: its deployments and how to balance them."""
+
+    route: str
+    deployments: list[Deployment]
+    strategy: Strategy = "weighted_round_robin"
+
+
+@dataclass(slots=True)
+class _Tries:
+    """What one model's attempts learnt so far."""
+
+    count: dict[Deployment, int] = field(default_factory=dict)
+    hint: dict[Deployment, float] = field(default_factory=dict)
+    total: int = 0
+    last: ModelMuxError | None = None
+
+
 class Router:
     def __init__(self, config: Config, providers: dict[str, Provider]) -> None:
         self.config = config
         self.providers = providers
         self._models = config.settings.models
-        self._default = config.settings.router.default_provider
+        self._router = config.settings.router
+        self._default = self._router.default_provider
+        self.balancer = Balancer(self._router.circuit_breaker)
 
     def model_names(self) -> list[str]:
         return sorted(self._models)
 
-    def resolve(self, name: str) -> list[Deployment]:
-        """The deployments to try for ``name``, in order: its own, then its fallbacks'."""
+    def _plan(self, name: str) -> ModelPlan:
+        m = self._models[name]
+        deps = [Deployment(d.provider, d.model, name, d.weight) for d in m.targets()]
+        return ModelPlan(name, deps, m.strategy)
+
+    def plans(self, name: str) -> list[ModelPlan]:
+        """The models to try for ``name``, in order: its own, then its fallbacks'."""
         if not isinstance(name, str) or not name:
             raise InvalidRequestError("model: required, a model name (see GET /v1/models)", param="model")
-        chain: list[Deployment] = []
-        model = self._models.get(name)
-        if model is not None:
+        if name in self._models:
+            chain = [self._plan(name)]
             seen = {name}
-            chain.append(Deployment(model.provider, model.model, name))
-            for fb in model.fallbacks:
-                if fb in seen:
-                    continue
-                seen.add(fb)
-                m = self._models[fb]
-                chain.append(Deployment(m.provider, m.model, fb))
+            for fb in self._models[name].fallbacks:
+                if fb not in seen:
+                    seen.add(fb)
+                    chain.append(self._plan(fb))
             return chain
         provider, sep, upstream = name.partition("/")
-        if sep and upstream and provider in self.providers:
-            return [Deployment(provider, upstream, name)]
+        if sep and upstream and provider in self.config.settings.providers:
+            return [ModelPlan(name, [Deployment(provider, upstream, name)])]
         if self._default is not None:
-            return [Deployment(self._default, name, name)]
+            return [ModelPlan(name, [Deployment(self._default, name, name)])]
         available = ", ".join(self.model_names()) or "(none)"
-        prefixes = ", ".join(f"{p}/MODEL" for p in sorted(self.providers))
+        prefixes = ", ".join(f"{p}/MODEL" for p in sorted(self.config.settings.providers))
         raise ModelNotFoundError(
             f"The model '{name}' does not exist. Available models: {available}; "
             f"or name a provider's model directly: {prefixes}.",
             param="model",
         )
+
+    def resolve(self, name: str) -> list[Deployment]:
+        """Every deployment that may answer ``name``, in chain order."""
+        return [d for plan in self.plans(name) for d in plan.deployments]
 
     async def call(
         self,
@@ -100,64 +137,179 @@ class Router:
         request_id: str = "",
         body_for: BodyFor | None = None,
     ) -> Routed:
-        chain = self.resolve(str(body.get("model") or ""))
+        chain = self.plans(str(body.get("model") or ""))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._router.deadline_seconds
         last: ModelMuxError | None = None
         attempts = 0
-        for index, dep in enumerate(chain):
+        for index, plan in enumerate(chain):
             if index > 0:
-                metrics.FALLBACKS.labels(chain[index - 1].route, dep.route).inc()
-                logger.warning("falling back from {} to {}: {}", chain[index - 1].route, dep.route, last)
-            provider = self.providers[dep.provider]
-            use, use_body = body_for(provider, dep) if body_for is not None else (endpoint, body)
-            call = provider.chat if use == "chat" else provider.responses
-            request = UpstreamRequest(use_body, dep.model, str(body["model"]), stream, request_id)
+                if loop.time() >= deadline:
+                    break
+                metrics.FALLBACKS.labels(chain[index - 1].route, plan.route).inc()
+                logger.warning("falling back from {} to {}: {}", chain[index - 1].route, plan.route, last)
+            tries = _Tries()
             try:
-                result, n = await self._attempts(provider, dep, call, request)
-                attempts += n
-                return Routed(dep, result, attempts, use)
+                return await self._serve(endpoint, body, stream, request_id, plan, deadline, tries, attempts, body_for)
             except ModelMuxError as exc:
+                attempts += tries.total
                 if not exc.retryable:
                     raise
                 last = exc
-                attempts += provider.settings.max_retries + 1
-        assert last is not None
+        if last is None:
+            last = UpstreamTimeoutError(
+                f"no answer within router.deadline_seconds ({self._router.deadline_seconds:g} s)"
+            )
         raise last
 
-    async def _attempts(
+    async def _serve(
+        self,
+        endpoint: Endpoint,
+        body: dict[str, Any],
+        stream: bool,
+        request_id: str,
+        plan: ModelPlan,
+        deadline: float,
+        tries: _Tries,
+        before: int,
+        body_for: BodyFor | None,
+    ) -> Routed:
+        """Try one model's deployments: the pick, the others, then retries in rounds."""
+        loop = asyncio.get_running_loop()
+        order = self.balancer.order(plan.route, plan.deployments, plan.strategy)
+        if not order:
+            wait = max(1, math.ceil(self.balancer.retry_in(plan.deployments)))
+            raise UpstreamUnavailableError(
+                f"every deployment of {plan.route} is cooling down after repeated failures "
+                f"(router.circuit_breaker); retry in {wait} s",
+                headers={"retry-after": str(wait)},
+            )
+        while True:
+            progressed = False
+            for dep in order:
+                provider = self.providers.get(dep.provider)
+                if provider is None:  # its factory failed at start-up (see /health)
+                    tries.last = tries.last or UpstreamUnavailableError(
+                        f"provider {dep.provider} is not available (it failed to start; see /health)"
+                    )
+                    continue
+                n = tries.count.get(dep, 0)
+                if n > provider.settings.max_retries:
+                    continue
+                if n > 0:
+                    delay = random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2 ** (n - 1)))
+                    delay = max(delay, tries.hint.get(dep, 0.0))
+                    if loop.time() + delay >= deadline:
+                        tries.count[dep] = provider.settings.max_retries + 1
+                        continue
+                    reason = (tries.last.code or type(tries.last).__name__) if tries.last else "retry"
+                    metrics.UPSTREAM_RETRIES.labels(dep.provider, reason).inc()
+                    logger.info("retrying {} in {:.2f}s after: {}", dep.provider, delay, tries.last)
+                    await asyncio.sleep(delay)
+                state = self.balancer.state(dep)
+                if not state.usable(time.monotonic()):
+                    continue
+                tries.count[dep] = n + 1
+                tries.total += 1
+                progressed = True
+                use, use_body = body_for(provider, dep) if body_for is not None else (endpoint, body)
+                request = UpstreamRequest(use_body, dep.model, str(body["model"]), stream, request_id)
+                call = provider.chat if use == "chat" else provider.responses
+                try:
+                    result = await self._attempt(provider, dep, state, call, request, deadline)
+                except ModelMuxError as exc:
+                    if not exc.retryable:
+                        raise
+                    tries.last = exc
+                    hinted = getattr(exc, "retry_after", None)
+                    if isinstance(hinted, (int, float)):
+                        tries.hint[dep] = float(hinted)
+                    if loop.time() >= deadline:
+                        raise
+                    continue
+                return Routed(dep, result, before + tries.total, use)
+            if not progressed:
+                break
+        if tries.last is None:
+            raise UpstreamTimeoutError(f"no answer from {plan.route} within router.deadline_seconds")
+        raise tries.last
+
+    async def _attempt(
         self,
         provider: Provider,
         dep: Deployment,
+        state: DeploymentState,
         call: Callable[[UpstreamRequest], Awaitable[Completion | EventStream]],
         request: UpstreamRequest,
-    ) -> tuple[Completion | EventStream, int]:
-        max_retries = provider.settings.max_retries
-        deadline = time.monotonic() + provider.settings.timeout_seconds
-        attempt = 0
-        while True:
-            attempt += 1
-            metrics.INFLIGHT.labels(dep.provider).inc()
-            try:
+        deadline: float,
+    ) -> Completion | EventStream:
+        """One upstream attempt under the provider's time bounds; a stream is primed before it counts."""
+        loop = asyncio.get_running_loop()
+        s = provider.settings
+        start = loop.time()
+        end_by = start + s.timeout_seconds
+        first_by = min(start + (s.first_byte_timeout_seconds or s.timeout_seconds), end_by, deadline)
+        state.begin(time.monotonic())
+        metrics.INFLIGHT.labels(dep.provider).inc()
+        ended = False
+
+        def end(error: ModelMuxError | None) -> None:
+            nonlocal ended
+            if ended:
+                return
+            ended = True
+            metrics.INFLIGHT.labels(dep.provider).dec()
+            model = metrics.model_label(dep.route, dep.provider, self._models)
+            if error is None:
+                metrics.upstream_attempt(dep.provider, model, 200)
+            else:
+                metrics.upstream_attempt(dep.provider, model, error.status_code, error.message)
+            state.finish(None if error is not None and not error.retryable else error is None)
+
+        result: Completion | EventStream | None = None
+        limit = first_by if request.stream else min(end_by, deadline)
+        try:
+            async with asyncio.timeout_at(limit):
                 result = await call(request)
-            except ModelMuxError as exc:
-                metrics.upstream_attempt(
-                    dep.provider,
-                    metrics.model_label(dep.route, dep.provider, self._models),
-                    exc.status_code,
-                    exc.message,
-                )
-                if not exc.retryable or attempt > max_retries:
-                    raise
-                delay = random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2 ** (attempt - 1)))
-                hinted = getattr(exc, "retry_after", None)
-                if isinstance(hinted, (int, float)):
-                    delay = max(delay, float(hinted))
-                if time.monotonic() + delay > deadline:
-                    raise
-                metrics.UPSTREAM_RETRIES.labels(dep.provider, exc.code or type(exc).__name__).inc()
-                logger.info("retrying {} in {:.2f}s after: {}", dep.provider, delay, exc.message)
-                await asyncio.sleep(delay)
-                continue
-            finally:
-                metrics.INFLIGHT.labels(dep.provider).dec()
-            metrics.upstream_attempt(dep.provider, metrics.model_label(dep.route, dep.provider, self._models), 200)
-            return result, attempt
+                if isinstance(result, EventStream):
+                    guarded = result.guard(
+                        lambda source: StreamGuard(
+                            source,
+                            provider=dep.provider,
+                            first_by=first_by,
+                            idle=s.idle_timeout_seconds,
+                            end_by=end_by,
+                            on_end=end,
+                        )
+                    )
+                    if guarded:
+                        await result.prime()
+                    else:  # a stream class that cannot be watched: count it done now
+                        end(None)
+        except TimeoutError as exc:
+            err = UpstreamTimeoutError(
+                f"provider {dep.provider}: no answer within {limit - start:.3g} s "
+                f"(timeouts of [providers.{dep.provider}], or router.deadline_seconds)"
+            )
+            await _close(result)
+            end(err)
+            raise err from exc
+        except ModelMuxError as exc:
+            await _close(result)
+            end(exc)
+            raise
+        except BaseException:
+            await _close(result)
+            end(None)
+            raise
+        if isinstance(result, Completion):
+            end(None)
+        return result
+
+
+async def _close(result: Completion | EventStream | None) -> None:
+    if isinstance(result, EventStream):
+        try:
+            await result.aclose()
+        except Exception as exc:  # closing a failed stream must not hide why it failed
+            logger.debug("closing a failed upstream stream: {}", exc)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from loguru import logger
@@ -44,9 +44,11 @@ async def to_client(
     model: str,
     started: float,
     state: dict[str, Any] | None = None,
+    on_done: Callable[[dict[str, Any] | None], Awaitable[None]] | None = None,
 ) -> AsyncIterator[bytes]:
     """The client's bytes of ``stream``. ``model`` is the metrics label; facts for the
-    request's log line (time to first token, tokens, error) go into ``state``."""
+    request's log line (time to first token, tokens, error) go into ``state``;
+    ``on_done(usage)`` runs once the stream ended (rate-limit accounting)."""
     state = state if state is not None else {}
     first = True
     # In flight until the last byte: the router counted the attempt until the upstream answered.
@@ -77,3 +79,5 @@ async def to_client(
         await stream.aclose()
         inp, out = metrics.record_usage(provider, model, stream.usage)
         state["input_tokens"], state["output_tokens"] = inp, out
+        if on_done is not None:
+            await on_done(stream.usage)

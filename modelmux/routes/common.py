@@ -83,6 +83,9 @@ async def forward(request: Request, endpoint: Endpoint, body: dict[str, Any]) ->
     state = request.scope["state"]
     stream = bool(body.get("stream"))
     state["model"] = body.get("model")
+    # Client rate limits (docs/guides/routing.md): refused before any work; tokens are charged after.
+    key_id = state.get("key_id")
+    await gw.limits.admit(key_id)
     lookup = cache_plan(request, gw, endpoint, body)
     if lookup is not None:
         state["cache"] = "miss"
@@ -106,6 +109,7 @@ async def forward(request: Request, endpoint: Endpoint, body: dict[str, Any]) ->
         except UpstreamError:
             usage = None
         state["input_tokens"], state["output_tokens"] = metrics.record_usage(dep.provider, label, usage)
+        await gw.limits.charge(key_id, usage)
         if gw.config.server.log_bodies:
             state["response_body"] = data
         if lookup is not None:
@@ -117,7 +121,8 @@ async def forward(request: Request, endpoint: Endpoint, body: dict[str, Any]) ->
     headers.update(SSE_HEADERS)
     headers.update(result.headers)
     started = state.get("started", time.perf_counter())
-    frames = to_client(result, provider=dep.provider, model=label, started=started, state=state)
+    on_done = (lambda usage: gw.limits.charge(key_id, usage)) if gw.limits.counts_tokens(key_id) else None
+    frames = to_client(result, provider=dep.provider, model=label, started=started, state=state, on_done=on_done)
     if lookup is not None:
         frames = gw.response_cache.tee(frames, lookup, dep, state)
     return StreamingResponse(frames, media_type="text/event-stream", headers=headers)

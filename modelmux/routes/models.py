@@ -20,7 +20,7 @@ def _entry(name: str, owner: str, created: int) -> dict[str, Any]:
 async def list_models(request: Request) -> Response:
     gw = gateway(request)
     created = int(gw.started_at)
-    data = [_entry(name, m.provider, created) for name, m in sorted(gw.config.settings.models.items())]
+    data = [_entry(name, m.targets()[0].provider, created) for name, m in sorted(gw.config.settings.models.items())]
     return json_response({"object": "list", "data": data})
 
 
@@ -31,4 +31,4 @@ async def retrieve_model(model: str, request: Request) -> Response:
     if configured is None:
         chain = gw.router.resolve(model)  # raises model_not_found with the list of names
         return json_response(_entry(model, chain[0].provider, int(gw.started_at)))
-    return json_response(_entry(model, configured.provider, int(gw.started_at)))
+    return json_response(_entry(model, configured.targets()[0].provider, int(gw.started_at)))

@@ -102,6 +102,24 @@ class RunningGateway:
     root: str
     config_path: Path
     app: Any
+    loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def gateway(self) -> Any:
+        """The running ``Gateway`` (providers, router, stores), for tests that inspect it."""
+        app = self.app
+        while app is not None:
+            state = getattr(app, "state", None)
+            gw = getattr(state, "gateway", None) if state is not None else None
+            if gw is not None:
+                return gw
+            app = getattr(app, "app", None)
+        raise RuntimeError("the gateway has not started")
+
+    def run(self, coro: Any, timeout: float = 10) -> Any:
+        """Run ``coro`` on the gateway's event loop (e.g. to count its tasks) and return its result."""
+        assert self.loop is not None
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
 
 @contextlib.contextmanager
@@ -153,11 +171,18 @@ def run_gateway(
             time.sleep(0.01)
         root = f"http://127.0.0.1:{port}"
         try:
-            yield RunningGateway(f"{root}/v1", root, path, app)
+            yield RunningGateway(f"{root}/v1", root, path, app, _gateway_loop(app))
         finally:
             server.should_exit = True
             thread.join(15)
             sock.close()
+
+
+def _gateway_loop(app: Any) -> asyncio.AbstractEventLoop | None:
+    gw = RunningGateway("", "", Path(), app).gateway
+    http = getattr(gw, "http", None)
+    loop: asyncio.AbstractEventLoop | None = getattr(http, "_loop", None)
+    return loop
 
 
 def _with_tmp_state(config: dict[str, Any], tmp: str) -> dict[str, Any]:

@@ -1,0 +1,133 @@
+"""Which deployment of a model gets the next request: balancing and circuit breakers.
+
+Each deployment (provider + upstream model) has one ``DeploymentState`` per process,
+shared by every model that names it: its requests in flight and its circuit breaker.
+A breaker opens after ``failures`` retryable failures in a row (connection, timeout,
+429, 5xx, a stream cut mid-way); while open, the deployment is skipped for
+``cooldown_seconds``; then one trial request is let through (half-open): success
+closes the breaker, failure opens it for another cool-down.
+
+``order()`` ranks a model's usable deployments for one request: the first is the
+strategy's pick (smooth weighted round robin, or fewest requests in flight per unit
+of weight), the rest follow as alternatives when the pick fails.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from itertools import count
+
+from loguru import logger
+
+from modelmux.config import CircuitBreakerSettings, Strategy
+
+
+@dataclass(frozen=True, slots=True)
+class Deployment:
+    provider: str
+    model: str
+    #: The configured model name this deployment serves (for labels and fallbacks).
+    route: str
+    weight: int = 1
+
+
+@dataclass(slots=True)
+class DeploymentState:
+    key: tuple[str, str]
+    breaker: CircuitBreakerSettings
+    inflight: int = 0
+    failures: int = 0
+    open_until: float = 0.0
+    trial_running: bool = False
+
+    def usable(self, now: float) -> bool:
+        if self.failures < self.breaker.failures:
+            return True
+        return now >= self.open_until and not self.trial_running
+
+    def begin(self, now: float) -> None:
+        """An attempt starts; past the cool-down it is the trial request."""
+        self.inflight += 1
+        if self.failures >= self.breaker.failures and now >= self.open_until:
+            self.trial_running = True
+
+    def finish(self, outcome: bool | None) -> None:
+        """The attempt ended: True healthy, False a deployment failure, None says nothing."""
+        self.inflight -= 1
+        was_trial, self.trial_running = self.trial_running, False
+        if outcome is True:
+            if self.failures >= self.breaker.failures:
+                logger.info("deployment {}/{} is back: circuit closed", *self.key)
+            self.failures = 0
+        elif outcome is False:
+            self.failures += 1
+            if self.failures >= self.breaker.failures:
+                self.open_until = time.monotonic() + self.breaker.cooldown_seconds
+                if was_trial or self.failures == self.breaker.failures:
+                    logger.warning(
+                        "deployment {}/{} failed {} times in a row: circuit open for {:g} s",
+                        *self.key,
+                        self.failures,
+                        self.breaker.cooldown_seconds,
+                    )
+
+    @property
+    def is_open(self) -> bool:
+        return self.failures >= self.breaker.failures
+
+
+@dataclass(slots=True)
+class _Wrr:
+    """Smooth weighted round robin (as nginx): even spread, exact proportions."""
+
+    current: dict[tuple[str, str], int] = field(default_factory=dict)
+
+
+class Balancer:
+    def __init__(self, breaker: CircuitBreakerSettings) -> None:
+        self._breaker = breaker
+        self._states: dict[tuple[str, str], DeploymentState] = {}
+        self._wrr: dict[str, _Wrr] = {}
+        self._ticks = count()
+
+    def state(self, dep: Deployment) -> DeploymentState:
+        key = (dep.provider, dep.model)
+        st = self._states.get(key)
+        if st is None:
+            st = self._states[key] = DeploymentState(key, self._breaker)
+        return st
+
+    def states(self) -> dict[tuple[str, str], DeploymentState]:
+        return self._states
+
+    def order(self, route: str, deployments: list[Deployment], strategy: Strategy) -> list[Deployment]:
+        """The usable deployments of one model, best first (empty: all are cooling down)."""
+        now = time.monotonic()
+        usable = [d for d in deployments if self.state(d).usable(now)]
+        if len(usable) <= 1:
+            return usable
+        if strategy == "least_inflight":
+            # Rotate the start so that ties (e.g. all idle) still spread the load.
+            shift = next(self._ticks) % len(usable)
+            rotated = usable[shift:] + usable[:shift]
+            return sorted(rotated, key=lambda d: self.state(d).inflight / d.weight)
+        wrr = self._wrr.setdefault(route, _Wrr())
+        total = 0
+        best: Deployment | None = None
+        for d in usable:
+            key = (d.provider, d.model)
+            wrr.current[key] = wrr.current.get(key, 0) + d.weight
+            total += d.weight
+            if best is None or wrr.current[key] > wrr.current[(best.provider, best.model)]:
+                best = d
+        assert best is not None
+        wrr.current[(best.provider, best.model)] -= total
+        rest = sorted((d for d in usable if d is not best), key=lambda d: -d.weight)
+        return [best, *rest]
+
+    def retry_in(self, deployments: list[Deployment]) -> float:
+        """Seconds until the first of these deployments leaves its cool-down."""
+        now = time.monotonic()
+        waits = [self.state(d).open_until - now for d in deployments]
+        return max(0.0, min(waits, default=0.0))
