@@ -51,8 +51,7 @@ async def to_client(
     ``on_done(usage)`` runs once the stream ended (rate-limit accounting)."""
     state = state if state is not None else {}
     first = True
-    # In flight until the last byte: the router counted the attempt until the upstream answered.
-    metrics.INFLIGHT.labels(provider).inc()
+    # modelmux_inflight_requests: the router counts an attempt until its stream ended (StreamGuard).
     try:
         async for frame in stream.sse():
             if first:
@@ -75,7 +74,6 @@ async def to_client(
         state["error"] = f"{type(exc).__name__}: {exc}"
         yield error_frame(ModelMuxError(f"provider {provider}: internal error in stream"), stream.kind)
     finally:
-        metrics.INFLIGHT.labels(provider).dec()
         await stream.aclose()
         inp, out = metrics.record_usage(provider, model, stream.usage)
         state["input_tokens"], state["output_tokens"] = inp, out

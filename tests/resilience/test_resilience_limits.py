@@ -40,7 +40,7 @@ def test_requests_per_minute_per_key_with_an_override() -> None:
         with pytest.raises(openai.RateLimitError) as info:
             a.chat.completions.create(model="echo", messages=MESSAGES, stream=True)
         retry_after = int(info.value.response.headers["retry-after"])
-        assert 1 <= retry_after <= 60
+        assert 1 <= retry_after <= 120  # the 60 s window slides: a burst of 3 at once frees up after 60-80 s
         assert "requests per minute (3)" in info.value.message
         assert info.value.body["code"] == "rate_limit_exceeded"  # type: ignore[index]
         for _ in range(5):  # the other key has its own, larger budget
