@@ -1,80 +1,18 @@
-"""Fixtures for the resilience tests: fault-injecting upstreams, a minimal passthrough
-provider registered only for these tests, and leak checks on a running gateway."""
+"""Fixtures for the resilience tests: fault-injecting upstreams (served to the real
+``openai_compatible`` provider plugin), leak checks on a running gateway, real serve processes."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import aiohttp
 import pytest
 
-from modelmux import hookimpl
-from modelmux.http import error_from_status, timeout_for, upstream_errors
-from modelmux.provider import (
-    Completion,
-    EventStream,
-    Provider,
-    ProviderSettings,
-    RawEventStream,
-    UpstreamRequest,
-)
-from modelmux.registry import RegisterProvider
 from modelmux.testing import LoopbackServer, RunningGateway, free_port, serve_aiohttp
 from modelmux.testing.faults import FaultyUpstream
-
-
-class PassthroughSettings(ProviderSettings):
-    type: str = "test_passthrough"
-    base_url: str
-
-
-class PassthroughProvider(Provider):
-    """The smallest OpenAI-compatible passthrough: what a real plugin does, nothing about retries
-    or timeouts beyond ``timeout_for`` (the host adds the rest)."""
-
-    settings: PassthroughSettings
-
-    async def chat(self, request: UpstreamRequest) -> Completion | EventStream:
-        body = dict(request.body, model=request.model)
-        timeout = timeout_for(self.settings, stream=request.stream)
-        async with upstream_errors(self.name):
-            resp = await self.host.http.post(f"{self.settings.base_url}/chat/completions", json=body, timeout=timeout)
-            if resp.status >= 400:
-                data = await resp.read()
-                resp.release()
-                raise error_from_status(self.name, resp.status, data, resp.headers)
-            if not request.stream:
-                data = await resp.read()
-                resp.release()
-                return Completion(raw=data)
-
-        async def source() -> AsyncIterator[bytes]:
-            async with upstream_errors(self.name):
-                async for chunk in resp.content.iter_any():
-                    yield chunk
-
-        async def close() -> None:
-            resp.close()
-
-        return RawEventStream(source(), provider=self.name, on_close=close)
-
-
-class PassthroughPlugin:
-    @hookimpl
-    def register_providers(self, register: RegisterProvider) -> None:
-        register(
-            "test_passthrough",
-            lambda name, settings, host: PassthroughProvider(name, settings, host),
-            PassthroughSettings,
-        )
-
-
-@pytest.fixture
-def plugin() -> PassthroughPlugin:
-    return PassthroughPlugin()
 
 
 @pytest.fixture
@@ -97,7 +35,7 @@ def refused_url() -> str:
 
 
 def provider_table(base_url: str, **extra: Any) -> dict[str, Any]:
-    return {"type": "test_passthrough", "base_url": base_url, **extra}
+    return {"type": "openai_compatible", "base_url": base_url, **extra}
 
 
 @pytest.fixture

@@ -33,7 +33,7 @@ def answered_by(c: openai.OpenAI, model: str = "m") -> str:
     return raw.headers["x-modelmux-provider"]
 
 
-def test_weighted_round_robin_follows_the_weights(plugin, upstreams, table, load, settle) -> None:
+def test_weighted_round_robin_follows_the_weights(upstreams, table, load, settle) -> None:
     a, a_srv = upstreams()
     b, b_srv = upstreams()
     model = {
@@ -43,9 +43,7 @@ def test_weighted_round_robin_follows_the_weights(plugin, upstreams, table, load
             {"provider": "b", "model": "mb", "weight": 1},
         ],
     }
-    with run_gateway(
-        cfg({"a": table(a_srv.url + "/v1"), "b": table(b_srv.url + "/v1")}, {"m": model}), plugins=[plugin]
-    ) as gw:
+    with run_gateway(cfg({"a": table(a_srv.url + "/v1"), "b": table(b_srv.url + "/v1")}, {"m": model})) as gw:
         c = openai.OpenAI(base_url=gw.url, api_key="x", max_retries=0)
         seen = [answered_by(c) for _ in range(8)]
         assert Counter(seen) == {"a": 6, "b": 2}
@@ -53,7 +51,7 @@ def test_weighted_round_robin_follows_the_weights(plugin, upstreams, table, load
         assert (a.models, b.models) == (["ma"] * 6, ["mb"] * 2)
 
 
-def test_least_inflight_sends_new_requests_away_from_a_busy_deployment(plugin, upstreams, table, load, settle) -> None:
+def test_least_inflight_sends_new_requests_away_from_a_busy_deployment(upstreams, table, load, settle) -> None:
     a, a_srv = upstreams()
     b, b_srv = upstreams()
     a.default = b.default = Fault.ok()
@@ -61,9 +59,7 @@ def test_least_inflight_sends_new_requests_away_from_a_busy_deployment(plugin, u
         "strategy": "least_inflight",
         "deployments": [{"provider": "a", "model": "ma"}, {"provider": "b", "model": "mb"}],
     }
-    with run_gateway(
-        cfg({"a": table(a_srv.url + "/v1"), "b": table(b_srv.url + "/v1")}, {"m": model}), plugins=[plugin]
-    ) as gw:
+    with run_gateway(cfg({"a": table(a_srv.url + "/v1"), "b": table(b_srv.url + "/v1")}, {"m": model})) as gw:
         a.plan(Fault.ok(delay=0.3))
         b.plan(Fault.ok(delay=0.3))
         body = {"model": "m", "messages": MESSAGES, "stream": True}
@@ -76,7 +72,7 @@ def test_least_inflight_sends_new_requests_away_from_a_busy_deployment(plugin, u
         assert settle(lambda: load(gw)["inflight"] == 0)
 
 
-def test_circuit_opens_after_failures_then_a_trial_request_closes_it(plugin, upstreams, table, settle) -> None:
+def test_circuit_opens_after_failures_then_a_trial_request_closes_it(upstreams, table, settle) -> None:
     bad, bad_srv = upstreams()
     good, good_srv = upstreams()
     bad.default = Fault.error(500)
@@ -85,7 +81,7 @@ def test_circuit_opens_after_failures_then_a_trial_request_closes_it(plugin, ups
         {"m": {"provider": "bad", "model": "x", "fallbacks": ["n"]}, "n": {"provider": "good", "model": "y"}},
         {"circuit_breaker": {"failures": 2, "cooldown_seconds": 0.5}},
     )
-    with run_gateway(config, plugins=[plugin]) as gw:
+    with run_gateway(config) as gw:
         c = openai.OpenAI(base_url=gw.url, api_key="x", max_retries=0)
         assert [answered_by(c) for _ in range(6)] == ["good"] * 6
         assert (bad.attempts, good.attempts) == (2, 6)  # then the open circuit kept requests away from bad
@@ -96,7 +92,7 @@ def test_circuit_opens_after_failures_then_a_trial_request_closes_it(plugin, ups
         assert bad.attempts == 6
 
 
-def test_failed_trial_reopens_and_an_all_open_model_fails_fast_with_retry_after(plugin, upstreams, table) -> None:
+def test_failed_trial_reopens_and_an_all_open_model_fails_fast_with_retry_after(upstreams, table) -> None:
     bad, bad_srv = upstreams()
     bad.default = Fault.error(503)
     config = cfg(
@@ -104,7 +100,7 @@ def test_failed_trial_reopens_and_an_all_open_model_fails_fast_with_retry_after(
         {"m": {"provider": "bad", "model": "x"}},
         {"circuit_breaker": {"failures": 1, "cooldown_seconds": 0.4}},
     )
-    with run_gateway(config, plugins=[plugin]) as gw:
+    with run_gateway(config) as gw:
         c = openai.OpenAI(base_url=gw.url, api_key="x", max_retries=0)
         with pytest.raises(openai.APIStatusError) as first:
             c.chat.completions.create(model="m", messages=MESSAGES)
@@ -129,7 +125,7 @@ def rss() -> int:
         return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def test_burst_of_200_streams_with_one_deployment_down(plugin, upstreams, table, refused_url, load, settle) -> None:
+def test_burst_of_200_streams_with_one_deployment_down(upstreams, table, refused_url, load, settle) -> None:
     up, up_srv = upstreams()
     model = {"deployments": [{"provider": "down", "model": "x"}, {"provider": "up", "model": "y"}]}
     config = cfg(
@@ -153,7 +149,7 @@ def test_burst_of_200_streams_with_one_deployment_down(plugin, upstreams, table,
 
             return await asyncio.gather(*(one() for _ in range(n)))
 
-    with run_gateway(config, plugins=[plugin]) as gw:
+    with run_gateway(config) as gw:
         baseline = load(gw)
         tracemalloc.start()
         try:

@@ -48,11 +48,11 @@ def idle_check(load: Callable[..., dict[str, int]], settle: Callable[..., bool])
     return check
 
 
-def test_429_with_retry_after_is_retried_then_answered(plugin, upstreams, table, load, idle_check) -> None:
+def test_429_with_retry_after_is_retried_then_answered(upstreams, table, load, idle_check) -> None:
     up, server = upstreams()
     up.plan(Fault.error(429, retry_after=0.2))
     cfg = gateway_config({"a": table(server.url + "/v1")}, {"m": {"provider": "a", "model": "up-m"}})
-    with run_gateway(cfg, plugins=[plugin]) as gw:
+    with run_gateway(cfg) as gw:
         baseline = load(gw)
         raw = client(gw).chat.completions.with_raw_response.create(model="m", messages=MESSAGES)
         assert raw.parse().choices[0].message.content == "one two three four five six"
@@ -62,11 +62,11 @@ def test_429_with_retry_after_is_retried_then_answered(plugin, upstreams, table,
         idle_check(gw, baseline, up)
 
 
-def test_429_that_persists_reaches_the_client_with_retry_after(plugin, upstreams, table, load, idle_check) -> None:
+def test_429_that_persists_reaches_the_client_with_retry_after(upstreams, table, load, idle_check) -> None:
     up, server = upstreams()
     up.default = Fault.error(429, retry_after=0.05)
     cfg = gateway_config({"a": table(server.url + "/v1", max_retries=2)}, {"m": {"provider": "a", "model": "x"}})
-    with run_gateway(cfg, plugins=[plugin]) as gw:
+    with run_gateway(cfg) as gw:
         baseline = load(gw)
         with pytest.raises(openai.RateLimitError) as info:
             client(gw).chat.completions.create(model="m", messages=MESSAGES)
@@ -75,7 +75,7 @@ def test_429_that_persists_reaches_the_client_with_retry_after(plugin, upstreams
         idle_check(gw, baseline, up)
 
 
-def test_retry_after_longer_than_the_deadline_is_not_waited_for(plugin, upstreams, table, load, idle_check) -> None:
+def test_retry_after_longer_than_the_deadline_is_not_waited_for(upstreams, table, load, idle_check) -> None:
     up, server = upstreams()
     up.default = Fault.error(429, retry_after=60)
     cfg = gateway_config(
@@ -83,7 +83,7 @@ def test_retry_after_longer_than_the_deadline_is_not_waited_for(plugin, upstream
         {"m": {"provider": "a", "model": "x"}},
         {"deadline_seconds": 5},
     )
-    with run_gateway(cfg, plugins=[plugin]) as gw:
+    with run_gateway(cfg) as gw:
         baseline = load(gw)
         started = time.monotonic()
         with pytest.raises(openai.RateLimitError):
@@ -93,11 +93,11 @@ def test_retry_after_longer_than_the_deadline_is_not_waited_for(plugin, upstream
         idle_check(gw, baseline, up)
 
 
-def test_500_is_retried_max_retries_times_then_a_502(plugin, upstreams, table, load, idle_check) -> None:
+def test_500_is_retried_max_retries_times_then_a_502(upstreams, table, load, idle_check) -> None:
     up, server = upstreams()
     up.default = Fault.error(500)
     cfg = gateway_config({"a": table(server.url + "/v1", max_retries=2)}, {"m": {"provider": "a", "model": "x"}})
-    with run_gateway(cfg, plugins=[plugin]) as gw:
+    with run_gateway(cfg) as gw:
         baseline = load(gw)
         with pytest.raises(openai.APIStatusError) as info:
             client(gw).chat.completions.create(model="m", messages=MESSAGES)
@@ -107,7 +107,7 @@ def test_500_is_retried_max_retries_times_then_a_502(plugin, upstreams, table, l
         idle_check(gw, baseline, up)
 
 
-def test_400_is_neither_retried_nor_sent_to_a_fallback(plugin, upstreams, table, load, idle_check) -> None:
+def test_400_is_neither_retried_nor_sent_to_a_fallback(upstreams, table, load, idle_check) -> None:
     bad, bad_server = upstreams()
     good, good_server = upstreams()
     bad.default = Fault.error(400)
@@ -115,7 +115,7 @@ def test_400_is_neither_retried_nor_sent_to_a_fallback(plugin, upstreams, table,
         {"a": table(bad_server.url + "/v1"), "b": table(good_server.url + "/v1")},
         {"m": {"provider": "a", "model": "x", "fallbacks": ["n"]}, "n": {"provider": "b", "model": "y"}},
     )
-    with run_gateway(cfg, plugins=[plugin]) as gw:
+    with run_gateway(cfg) as gw:
         baseline = load(gw)
         with pytest.raises(openai.BadRequestError) as info:
             client(gw).chat.completions.create(model="m", messages=MESSAGES)
@@ -125,14 +125,14 @@ def test_400_is_neither_retried_nor_sent_to_a_fallback(plugin, upstreams, table,
 
 
 def test_refused_connection_falls_back_and_headers_name_who_answered(
-    plugin, upstreams, table, refused_url, load, idle_check
+    upstreams, table, refused_url, load, idle_check
 ) -> None:
     good, server = upstreams()
     cfg = gateway_config(
         {"down": table(refused_url, max_retries=1), "b": table(server.url + "/v1")},
         {"m": {"provider": "down", "model": "x", "fallbacks": ["n"]}, "n": {"provider": "b", "model": "y"}},
     )
-    with run_gateway(cfg, plugins=[plugin]) as gw:
+    with run_gateway(cfg) as gw:
         baseline = load(gw)
         raw = client(gw).chat.completions.with_raw_response.create(model="m", messages=MESSAGES, stream=True)
         text = "".join(c.choices[0].delta.content or "" for c in raw.parse() if c.choices)
@@ -144,7 +144,7 @@ def test_refused_connection_falls_back_and_headers_name_who_answered(
 
 
 def test_hang_before_first_byte_is_a_504_and_the_upstream_sees_the_close(
-    plugin, upstreams, table, load, idle_check, settle
+    upstreams, table, load, idle_check, settle
 ) -> None:
     up, server = upstreams()
     up.default = Fault.hang()
@@ -152,7 +152,7 @@ def test_hang_before_first_byte_is_a_504_and_the_upstream_sees_the_close(
         {"a": table(server.url + "/v1", max_retries=1, first_byte_timeout_seconds=0.3)},
         {"m": {"provider": "a", "model": "x"}},
     )
-    with run_gateway(cfg, plugins=[plugin]) as gw:
+    with run_gateway(cfg) as gw:
         baseline = load(gw)
         with pytest.raises(openai.APIStatusError) as info:
             client(gw).chat.completions.create(model="m", messages=MESSAGES)
@@ -163,7 +163,7 @@ def test_hang_before_first_byte_is_a_504_and_the_upstream_sees_the_close(
         idle_check(gw, baseline, up)
 
 
-def test_stream_that_hangs_after_its_headers_still_falls_back(plugin, upstreams, table, load, idle_check) -> None:
+def test_stream_that_hangs_after_its_headers_still_falls_back(upstreams, table, load, idle_check) -> None:
     slow, slow_server = upstreams()
     good, good_server = upstreams()
     slow.default = Fault.hang_after_headers()
@@ -174,23 +174,21 @@ def test_stream_that_hangs_after_its_headers_still_falls_back(plugin, upstreams,
         },
         {"m": {"provider": "a", "model": "x", "fallbacks": ["n"]}, "n": {"provider": "b", "model": "y"}},
     )
-    with run_gateway(cfg, plugins=[plugin]) as gw:
+    with run_gateway(cfg) as gw:
         baseline = load(gw)
         assert stream_text(client(gw), "m") == "one two three four five six"
         assert (slow.attempts, good.attempts) == (1, 1)
         idle_check(gw, baseline, slow, good)
 
 
-def test_idle_gap_in_a_stream_is_an_in_stream_error_never_retried(
-    plugin, upstreams, table, load, idle_check, settle
-) -> None:
+def test_idle_gap_in_a_stream_is_an_in_stream_error_never_retried(upstreams, table, load, idle_check, settle) -> None:
     up, server = upstreams()
     up.plan(Fault.ok(delay=0.4))
     cfg = gateway_config(
         {"a": table(server.url + "/v1", max_retries=2, first_byte_timeout_seconds=5, idle_timeout_seconds=0.15)},
         {"m": {"provider": "a", "model": "x"}},
     )
-    with run_gateway(cfg, plugins=[plugin]) as gw:
+    with run_gateway(cfg) as gw:
         baseline = load(gw)
         got = []
         with pytest.raises(openai.APIError) as info:
@@ -203,14 +201,14 @@ def test_idle_gap_in_a_stream_is_an_in_stream_error_never_retried(
         idle_check(gw, baseline, up)
 
 
-def test_total_bound_cuts_a_slow_stream(plugin, upstreams, table, load, idle_check) -> None:
+def test_total_bound_cuts_a_slow_stream(upstreams, table, load, idle_check) -> None:
     up, server = upstreams()
     up.default = Fault.ok(delay=0.15)
     cfg = gateway_config(
         {"a": table(server.url + "/v1", timeout_seconds=0.6)},
         {"m": {"provider": "a", "model": "x"}},
     )
-    with run_gateway(cfg, plugins=[plugin]) as gw:
+    with run_gateway(cfg) as gw:
         baseline = load(gw)
         with pytest.raises(openai.APIError) as info:
             stream_text(client(gw), "m")
@@ -219,14 +217,14 @@ def test_total_bound_cuts_a_slow_stream(plugin, upstreams, table, load, idle_che
         idle_check(gw, baseline, up)
 
 
-def test_slow_upstream_within_its_bounds_is_answered(plugin, upstreams, table, load, idle_check) -> None:
+def test_slow_upstream_within_its_bounds_is_answered(upstreams, table, load, idle_check) -> None:
     up, server = upstreams()
     up.default = Fault.ok(delay=0.03)
     cfg = gateway_config(
         {"a": table(server.url + "/v1", first_byte_timeout_seconds=1, idle_timeout_seconds=1)},
         {"m": {"provider": "a", "model": "x"}},
     )
-    with run_gateway(cfg, plugins=[plugin]) as gw:
+    with run_gateway(cfg) as gw:
         baseline = load(gw)
         assert stream_text(client(gw), "m") == "one two three four five six"
         assert client(gw).chat.completions.create(model="m", messages=MESSAGES).choices[0].message.content
@@ -234,7 +232,7 @@ def test_slow_upstream_within_its_bounds_is_answered(plugin, upstreams, table, l
         idle_check(gw, baseline, up)
 
 
-def test_drop_mid_stream_is_an_in_stream_error_and_no_fallback(plugin, upstreams, table, load, idle_check) -> None:
+def test_drop_mid_stream_is_an_in_stream_error_and_no_fallback(upstreams, table, load, idle_check) -> None:
     up, server = upstreams()
     other, other_server = upstreams()
     up.default = Fault.drop(after_chunks=3)
@@ -242,7 +240,7 @@ def test_drop_mid_stream_is_an_in_stream_error_and_no_fallback(plugin, upstreams
         {"a": table(server.url + "/v1", max_retries=2), "b": table(other_server.url + "/v1")},
         {"m": {"provider": "a", "model": "x", "fallbacks": ["n"]}, "n": {"provider": "b", "model": "y"}},
     )
-    with run_gateway(cfg, plugins=[plugin]) as gw:
+    with run_gateway(cfg) as gw:
         baseline = load(gw)
         got = []
         with pytest.raises(openai.APIError) as info:
@@ -254,13 +252,11 @@ def test_drop_mid_stream_is_an_in_stream_error_and_no_fallback(plugin, upstreams
         idle_check(gw, baseline, up, other)
 
 
-def test_client_disconnect_mid_stream_closes_the_upstream_at_once(
-    plugin, upstreams, table, load, idle_check, settle
-) -> None:
+def test_client_disconnect_mid_stream_closes_the_upstream_at_once(upstreams, table, load, idle_check, settle) -> None:
     up, server = upstreams()
     up.default = Fault.ok(delay=0.6)  # 9 frames: about 5 s if nobody stops it
     cfg = gateway_config({"a": table(server.url + "/v1")}, {"m": {"provider": "a", "model": "x"}})
-    with run_gateway(cfg, plugins=[plugin]) as gw:
+    with run_gateway(cfg) as gw:
         baseline = load(gw)
         body = {"model": "m", "messages": MESSAGES, "stream": True}
         with httpx.Client(timeout=10) as http, http.stream("POST", f"{gw.url}/chat/completions", json=body) as resp:
@@ -272,12 +268,12 @@ def test_client_disconnect_mid_stream_closes_the_upstream_at_once(
 
 
 def test_client_disconnect_while_waiting_for_a_completion_cancels_the_upstream(
-    plugin, upstreams, table, load, idle_check, settle
+    upstreams, table, load, idle_check, settle
 ) -> None:
     up, server = upstreams()
     up.default = Fault.hang(seconds=20)
     cfg = gateway_config({"a": table(server.url + "/v1")}, {"m": {"provider": "a", "model": "x"}})
-    with run_gateway(cfg, plugins=[plugin]) as gw:
+    with run_gateway(cfg) as gw:
         baseline = load(gw)
         with pytest.raises(openai.APITimeoutError):
             client(gw, timeout=0.3).chat.completions.create(model="m", messages=MESSAGES)
@@ -286,7 +282,7 @@ def test_client_disconnect_while_waiting_for_a_completion_cancels_the_upstream(
         idle_check(gw, baseline, up)
 
 
-def test_overall_deadline_bounds_retries_and_fallbacks(plugin, upstreams, table, load, idle_check) -> None:
+def test_overall_deadline_bounds_retries_and_fallbacks(upstreams, table, load, idle_check) -> None:
     a, a_server = upstreams()
     b, b_server = upstreams()
     a.default = b.default = Fault.hang(seconds=20)
@@ -295,7 +291,7 @@ def test_overall_deadline_bounds_retries_and_fallbacks(plugin, upstreams, table,
         {"m": {"provider": "a", "model": "x", "fallbacks": ["n"]}, "n": {"provider": "b", "model": "y"}},
         {"deadline_seconds": 0.5},
     )
-    with run_gateway(cfg, plugins=[plugin]) as gw:
+    with run_gateway(cfg) as gw:
         baseline = load(gw)
         with pytest.raises(openai.APIStatusError) as info:
             client(gw).chat.completions.create(model="m", messages=MESSAGES)
