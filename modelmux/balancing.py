@@ -15,6 +15,7 @@ of weight), the rest follow as alternatives when the pick fails.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import count
 
@@ -40,6 +41,8 @@ class DeploymentState:
     failures: int = 0
     open_until: float = 0.0
     trial_running: bool = False
+    #: Told after every change, so ``/health`` can show the provider's circuit.
+    on_change: Callable[[str], None] | None = None
 
     def usable(self, now: float) -> bool:
         if self.failures < self.breaker.failures:
@@ -51,6 +54,8 @@ class DeploymentState:
         self.inflight += 1
         if self.failures >= self.breaker.failures and now >= self.open_until:
             self.trial_running = True
+            if self.on_change is not None:
+                self.on_change(self.key[0])
 
     def finish(self, outcome: bool | None) -> None:
         """The attempt ended: True healthy, False a deployment failure, None says nothing."""
@@ -71,6 +76,8 @@ class DeploymentState:
                         self.failures,
                         self.breaker.cooldown_seconds,
                     )
+        if self.on_change is not None:
+            self.on_change(self.key[0])
 
     @property
     def is_open(self) -> bool:
@@ -85,18 +92,33 @@ class _Wrr:
 
 
 class Balancer:
-    def __init__(self, breaker: CircuitBreakerSettings) -> None:
+    def __init__(self, breaker: CircuitBreakerSettings, report: Callable[[str, str], None] | None = None) -> None:
+        """``report(provider, circuit)`` hears the provider's circuit after each change:
+        "open" while one of its deployments cools down, "half_open" while one awaits or runs
+        its trial request, else "closed"."""
         self._breaker = breaker
         self._states: dict[tuple[str, str], DeploymentState] = {}
         self._wrr: dict[str, _Wrr] = {}
         self._ticks = count()
+        self._report = report
 
     def state(self, dep: Deployment) -> DeploymentState:
         key = (dep.provider, dep.model)
         st = self._states.get(key)
         if st is None:
-            st = self._states[key] = DeploymentState(key, self._breaker)
+            st = self._states[key] = DeploymentState(key, self._breaker, on_change=self._changed)
         return st
+
+    def circuit(self, provider: str) -> str:
+        now = time.monotonic()
+        states = [st for key, st in self._states.items() if key[0] == provider and st.is_open]
+        if any(now < st.open_until and not st.trial_running for st in states):
+            return "open"
+        return "half_open" if states else "closed"
+
+    def _changed(self, provider: str) -> None:
+        if self._report is not None:
+            self._report(provider, self.circuit(provider))
 
     def states(self) -> dict[tuple[str, str], DeploymentState]:
         return self._states

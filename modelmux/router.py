@@ -27,7 +27,7 @@ from typing import Any, Literal
 
 from loguru import logger
 
-from modelmux import metrics
+from modelmux import health, metrics
 from modelmux.balancing import Balancer, Deployment, DeploymentState
 from modelmux.config import Config, Strategy
 from modelmux.errors import (
@@ -89,7 +89,9 @@ class Router:
         self._models = config.settings.models
         self._router = config.settings.router
         self._default = self._router.default_provider
-        self.balancer = Balancer(self._router.circuit_breaker)
+        self.balancer = Balancer(self._router.circuit_breaker, health.set_circuit)
+        for name in config.settings.providers:
+            health.set_circuit(name, "closed")
 
     def model_names(self) -> list[str]:
         return sorted(self._models)

@@ -72,6 +72,11 @@ def test_least_inflight_sends_new_requests_away_from_a_busy_deployment(upstreams
         assert settle(lambda: load(gw)["inflight"] == 0)
 
 
+def circuits(root: str) -> dict[str, str]:
+    providers = httpx.get(f"{root}/health").json()["providers"]
+    return {name: p["circuit"] for name, p in providers.items()}
+
+
 def test_circuit_opens_after_failures_then_a_trial_request_closes_it(upstreams, table, settle) -> None:
     bad, bad_srv = upstreams()
     good, good_srv = upstreams()
@@ -85,10 +90,12 @@ def test_circuit_opens_after_failures_then_a_trial_request_closes_it(upstreams, 
         c = openai.OpenAI(base_url=gw.url, api_key="x", max_retries=0)
         assert [answered_by(c) for _ in range(6)] == ["good"] * 6
         assert (bad.attempts, good.attempts) == (2, 6)  # then the open circuit kept requests away from bad
+        assert circuits(gw.root) == {"bad": "open", "good": "closed"}
         bad.default = Fault.ok()  # it recovers; after the cool-down one trial request finds out
         time.sleep(0.6)
         assert answered_by(c) == "bad"
         assert [answered_by(c) for _ in range(3)] == ["bad"] * 3  # closed again
+        assert circuits(gw.root) == {"bad": "closed", "good": "closed"}
         assert bad.attempts == 6
 
 
