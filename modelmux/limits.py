@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from loguru import logger
 
@@ -106,6 +108,16 @@ class RateLimiter:
             await self._store.incr(f"ratelimit:{kid}:tok:{int(time.time() // WINDOW)}", total, TTL)
         except Exception as exc:
             logger.warning("rate limit store failed, tokens not counted: {}", exc)
+
+    async def charged(
+        self, frames: AsyncIterator[bytes], key_id: str | None, usage: Callable[[], dict[str, Any] | None]
+    ) -> AsyncIterator[bytes]:
+        """``frames`` unchanged; once they ended, ``usage()`` is charged to ``key_id``."""
+        try:
+            async for frame in frames:
+                yield frame
+        finally:
+            await self.charge(key_id, usage())
 
     async def _estimate(self, name: str, add: int, limit: int, now: float) -> tuple[float, float]:
         """Add ``add`` to this minute; the sliding 60 s estimate after it, and the seconds until

@@ -78,6 +78,9 @@ async def create_response(request: Request) -> Response:
     input_items = normalize_input(body.get("input"), previous)
     stream = bool(body.get("stream"))
     state["model"] = body.get("model")
+    # Client rate limits (docs/guides/routing.md): refused before any work; tokens are charged after.
+    key_id = state.get("key_id")
+    await gw.limits.admit(key_id)
 
     save: Save | None = None
     if body.get("store") is not False:
@@ -131,6 +134,7 @@ async def create_response(request: Request) -> Response:
         else:
             resp = completion_to_response(result.json(), response_skeleton(body), plan.names)
         metrics.record_usage(dep.provider, dep.route, result.usage)
+        await gw.limits.charge(key_id, result.usage)
         if save is not None:
             await save(resp)
         headers.update({k: v for k, v in result.headers.items() if k.lower() != "content-length"})
@@ -157,6 +161,8 @@ async def create_response(request: Request) -> Response:
         )
     if lookup is not None:
         frames = gw.response_cache.tee(frames, lookup, dep, outcome, kept)
+    if gw.limits.counts_tokens(key_id):
+        frames = gw.limits.charged(frames, key_id, lambda: result.usage)
     return StreamingResponse(frames, media_type="text/event-stream", headers=headers)
 
 

@@ -126,3 +126,16 @@ model = "echo"
     for c in clients:  # the budget of 4 is spent across both replicas
         with pytest.raises(openai.RateLimitError):
             c.chat.completions.create(model="echo", messages=MESSAGES)
+
+
+def test_the_responses_api_is_limited_too() -> None:
+    key = f"k-{uuid.uuid4().hex}"
+    with run_gateway(limited_config([key], {"requests_per_minute": 10, "tokens_per_minute": 15})) as gw:
+        c = sdk(gw.url, key)
+        first = c.responses.create(model="echo", input="a b c d e")
+        assert first.usage is not None and first.usage.total_tokens == 10
+        events = list(c.responses.create(model="echo", input="a b c d e", stream=True))
+        assert events[-1].type == "response.completed"  # its usage is charged when the stream ends
+        with pytest.raises(openai.RateLimitError) as info:
+            c.responses.create(model="echo", input="a b c d e")
+        assert "tokens per minute (15)" in info.value.message
