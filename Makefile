@@ -37,7 +37,7 @@ typecheck: install
 	$(BIN)/mypy modelmux $(foreach p,$(PLUGIN_DIRS),$(wildcard $(p)/modelmux_*))
 
 bench: install
-	$(BIN)/python bench/run.py --gateway
+	$(BIN)/python bench/run.py --gateway --clients aiohttp --concurrency 1,32 --repeat 3
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -231,19 +231,20 @@ def gateway_env(upstream: str) -> dict[str, str]:
 def systems_from_args(args: argparse.Namespace, upstream: str) -> list[System]:
     local = f"http://127.0.0.1:{args.port}"
     systems = [] if args.no_direct else [System("direct", upstream, None)]
-    if args.gateway:
-        cmd = GATEWAY_CMD.format(bindir=Path(PY).parent, port=args.port)
-        systems.append(System("modelmux", local, shlex.split(cmd), gateway_env(upstream)))
-    elif args.target_cmd:
+    if args.target_cmd:
         cmd = args.target_cmd.format(port=args.port, upstream=upstream)
         systems.append(System(args.target_name, local, shlex.split(cmd)))
     elif args.target:
         systems.append(System(args.target_name, args.target.rstrip("/"), None))
     else:
+        # With --gateway the bare forwarders stay in the rounds: they are what ModelMux is measured against.
         for client in args.clients.split(","):
             fwd = [PY, str(HERE / "forwarder.py"), "--client", client]
             fwd += ["--port", str(args.port), "--upstream", upstream]
-            systems.append(System(client, local, fwd))
+            systems.append(System(f"bare-{client}" if args.gateway else client, local, fwd))
+    if args.gateway:
+        cmd = GATEWAY_CMD.format(bindir=Path(PY).parent, port=args.port)
+        systems.append(System("modelmux", local, shlex.split(cmd), gateway_env(upstream)))
     return systems
 
 
@@ -257,7 +258,7 @@ def parse_args() -> argparse.Namespace:
         default="httpx,httpx-aiohttp,aiohttp",
         help="forwarder clients, comma-separated",
     )
-    add("--gateway", action="store_true", help=f"start ModelMux ({GATEWAY_CMD}) instead")
+    add("--gateway", action="store_true", help=f"also start ModelMux ({GATEWAY_CMD}) and compare it with the bare forwarders")
     add("--target", help="base URL of an already-running server forwarding to the fake upstream")
     add("--target-cmd", help="command starting the server; {port} and {upstream} are substituted")
     add("--target-name", default="target", help="row label for --target / --target-cmd")
