@@ -158,9 +158,7 @@ class UpstreamProtocol(asyncio.Protocol):
 
 async def serve(host: str, port: int) -> None:
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(
-        UpstreamProtocol, host, port, backlog=1024, reuse_address=True
-    )
+    server = await loop.create_server(UpstreamProtocol, host, port, backlog=1024, reuse_address=True)
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
@@ -170,9 +168,7 @@ async def serve(host: str, port: int) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=18000)
     args = ap.parse_args()

@@ -53,13 +53,9 @@ class HttpxUpstream:
 
     def __init__(self, url: str, aiohttp_transport: bool) -> None:
         self.url = url
-        limits = httpx.Limits(
-            max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_CONNECTIONS
-        )
+        limits = httpx.Limits(max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_CONNECTIONS)
         transport = AiohttpTransport(client=_aiohttp_session) if aiohttp_transport else None
-        self.client = httpx.AsyncClient(
-            limits=limits, timeout=TIMEOUT_S, transport=transport, trust_env=False
-        )
+        self.client = httpx.AsyncClient(limits=limits, timeout=TIMEOUT_S, transport=transport, trust_env=False)
 
     async def post(self, body: bytes) -> Response:
         r = await self.client.post(self.url, content=body, headers=FORWARD_HEADERS)
@@ -142,9 +138,7 @@ def create_app(client: str, upstream_base: str) -> FastAPI:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--client", choices=CLIENTS, default="httpx")
     ap.add_argument("--upstream", default="http://127.0.0.1:18000", help="upstream base URL")
     ap.add_argument("--host", default="127.0.0.1")

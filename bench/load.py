@@ -61,9 +61,7 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[rank - 1]
 
 
-async def one_request(
-    session: aiohttp.ClientSession, url: str, body: bytes, stream: bool
-) -> tuple[float, float]:
+async def one_request(session: aiohttp.ClientSession, url: str, body: bytes, stream: bool) -> tuple[float, float]:
     """Return (latency, ttfb) in seconds; raise on a bad answer."""
     t0 = time.perf_counter()
     async with session.post(url, data=body, headers={"content-type": "application/json"}) as resp:
@@ -99,9 +97,7 @@ async def worker(
             stats.ttfbs.append(ttfb)
 
 
-async def run(
-    url: str, concurrency: int, duration: float, warmup: float, stream: bool
-) -> dict[str, object]:
+async def run(url: str, concurrency: int, duration: float, warmup: float, stream: bool) -> dict[str, object]:
     body = request_body(stream)
     stats = Stats()
     connector = aiohttp.TCPConnector(limit=concurrency, force_close=False)
@@ -109,10 +105,7 @@ async def run(
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
         start = time.perf_counter()
         end = start + warmup + duration
-        tasks = [
-            asyncio.create_task(worker(session, url, body, stream, stats, end))
-            for _ in range(concurrency)
-        ]
+        tasks = [asyncio.create_task(worker(session, url, body, stream, stats, end)) for _ in range(concurrency)]
         await asyncio.sleep(warmup)
         stats.recording = True
         t_rec = time.perf_counter()
@@ -139,9 +132,7 @@ async def run(
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     target = ap.add_mutually_exclusive_group()
     target.add_argument("--url", default=DIRECT_URL)
     target.add_argument(

@@ -249,16 +249,18 @@ def systems_from_args(args: argparse.Namespace, upstream: str) -> list[System]:
 
 
 def parse_args() -> argparse.Namespace:
-    ap = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add = ap.add_argument
     add(
         "--clients",
         default="httpx,httpx-aiohttp,aiohttp",
         help="forwarder clients, comma-separated",
     )
-    add("--gateway", action="store_true", help=f"also start ModelMux ({GATEWAY_CMD}) and compare it with the bare forwarders")
+    add(
+        "--gateway",
+        action="store_true",
+        help=f"also start ModelMux ({GATEWAY_CMD}) and compare it with the bare forwarders",
+    )
     add("--target", help="base URL of an already-running server forwarding to the fake upstream")
     add("--target-cmd", help="command starting the server; {port} and {upstream} are substituted")
     add("--target-name", default="target", help="row label for --target / --target-cmd")
@@ -313,9 +315,7 @@ def main() -> None:
     cells: dict[tuple[str, str, int], Result] = {}
     for system, mode, conc in itertools.product(systems, modes, concs):
         key = (system.name, mode, conc)
-        cells[key] = pick_median(
-            [r for r in raw if (r["system"], r["mode"], r["concurrency"]) == key]
-        )
+        cells[key] = pick_median([r for r in raw if (r["system"], r["mode"], r["concurrency"]) == key])
     print()
     print(table(cells, [s.name for s in systems], modes, concs))
 

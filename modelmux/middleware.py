@@ -79,7 +79,7 @@ class GatewayMiddleware:
         state: dict[str, Any] = scope.setdefault("state", {})
         state["request_id"] = rid
         state["started"] = started
-        status = 500
+        status = 0  # no response started yet
         rid_header = (b"x-request-id", rid.encode("latin-1"))
 
         async def send_with_id(message: Message) -> None:
@@ -97,6 +97,9 @@ class GatewayMiddleware:
                 return
             await self.app(scope, self._limited(receive), send_with_id)
         finally:
+            if status == 0:
+                # nginx's 499: the client closed the connection before any answer; else an unanswered 500.
+                status = 499 if state.get("client_disconnected") else 500
             route = scope.get("route")
             endpoint = getattr(route, "path", None) or "unmatched"
             elapsed = time.perf_counter() - started
