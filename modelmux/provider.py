@@ -165,15 +165,39 @@ class EventStream(ABC):
             await prime()
 
 
-class _GuardableSource:
-    _source: AsyncIterator[Any]
+class _SourceStream(EventStream):
+    """What the host's two stream classes share: the source, closing, and the host's guard."""
+
+    def __init__(
+        self,
+        source: AsyncIterator[Any],
+        kind: Literal["chat", "responses"],
+        on_close: CloseFn | None,
+        headers: dict[str, str] | None,
+    ) -> None:
+        self.kind = kind
+        self._source = source
+        self._on_close = on_close
+        self.headers = headers or {}
+        self.usage = None
+        self._closed = False
 
     def guard(self, wrap: Callable[[AsyncIterator[Any]], AsyncIterator[Any]]) -> bool:
         self._source = wrap(self._source)
         return True
 
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        aclose = getattr(self._source, "aclose", None)
+        if aclose is not None:
+            await aclose()
+        if self._on_close is not None:
+            await self._on_close()
 
-class DictEventStream(_GuardableSource, EventStream):
+
+class DictEventStream(_SourceStream):
     """A stream a provider builds itself, one dict per event."""
 
     def __init__(
@@ -184,12 +208,7 @@ class DictEventStream(_GuardableSource, EventStream):
         on_close: CloseFn | None = None,
         headers: dict[str, str] | None = None,
     ) -> None:
-        self.kind = kind
-        self._source = source
-        self._on_close = on_close
-        self.headers = headers or {}
-        self.usage = None
-        self._closed = False
+        super().__init__(source, kind, on_close, headers)
 
     async def events(self) -> AsyncIterator[dict[str, Any]]:
         async for item in self._source:
@@ -205,21 +224,11 @@ class DictEventStream(_GuardableSource, EventStream):
         if not responses:
             yield DONE_FRAME
 
-    async def aclose(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        aclose = getattr(self._source, "aclose", None)
-        if aclose is not None:
-            await aclose()
-        if self._on_close is not None:
-            await self._on_close()
-
 
 _USAGE_MARKERS = (b'"usage":{', b'"usage": {')
 
 
-class RawEventStream(_GuardableSource, EventStream):
+class RawEventStream(_SourceStream):
     """An upstream's SSE bytes, forwarded as they arrive.
 
     ``sse()`` does no JSON decoding per chunk: it finds event boundaries with a byte
@@ -236,13 +245,8 @@ class RawEventStream(_GuardableSource, EventStream):
         headers: dict[str, str] | None = None,
         provider: str = "upstream",
     ) -> None:
-        self.kind = kind
-        self._source = source
-        self._on_close = on_close
-        self.headers = headers or {}
-        self.usage = None
+        super().__init__(source, kind, on_close, headers)
         self._provider = provider
-        self._closed = False
 
     def _scan(self, complete: bytes) -> None:
         for marker in _USAGE_MARKERS:
@@ -314,16 +318,6 @@ class RawEventStream(_GuardableSource, EventStream):
                 f"provider {self._provider}: the upstream stream ended before [DONE]",
                 code="upstream_stream_truncated",
             )
-
-    async def aclose(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        aclose = getattr(self._source, "aclose", None)
-        if aclose is not None:
-            await aclose()
-        if self._on_close is not None:
-            await self._on_close()
 
 
 class Provider(ABC):
