@@ -1,7 +1,8 @@
 """Chat Completions request -> Anthropic Messages request.
 
 Everything Claude can do is mapped; everything it cannot do (``n > 1``, logprobs,
-penalties, audio, ...) is a 400 naming the field, never silently dropped. Fields
+penalties, audio, ...) is a 400 naming the field, never silently dropped (the list is
+shared with the other translators: ``modelmux.translate.unsupported``). Fields
 that only tune OpenAI's own service (``seed``, ``service_tier``, ``store``,
 ``metadata``) are ignored, as documented in docs/api-compatibility.md.
 """
@@ -16,6 +17,7 @@ import orjson
 
 from modelmux.errors import InvalidRequestError
 from modelmux.images import parse_data_url
+from modelmux.translate.unsupported import refuse_tool_choice_without_tools, refuse_unsupported
 
 if TYPE_CHECKING:
     from modelmux.images import ImageFetcher
@@ -30,20 +32,6 @@ THINKING_BUDGETS = {"minimal": 1024, "low": 2048, "medium": 8192, "high": 16384}
 JSON_TOOL_NAME = "json_response"
 
 _TOOL_ID = re.compile(r"[^a-zA-Z0-9_-]")
-
-#: Accepted only at their "off" value: Claude has no equivalent.
-_UNSUPPORTED_UNLESS_DEFAULT: dict[str, tuple[Any, ...]] = {
-    "logprobs": (None, False),
-    "top_logprobs": (None, 0),
-    "presence_penalty": (None, 0, 0.0),
-    "frequency_penalty": (None, 0, 0.0),
-    "logit_bias": (None, {}),
-    "audio": (None,),
-    "prediction": (None,),
-    "web_search_options": (None,),
-    "functions": (None, []),
-    "function_call": (None,),
-}
 
 
 @dataclass
@@ -237,8 +225,7 @@ def _tools(body: dict[str, Any]) -> list[dict[str, Any]]:
 def _tool_choice(choice: Any, has_tools: bool) -> dict[str, Any] | None:
     if choice is None:
         return None
-    if not has_tools:
-        raise _bad("tool_choice is only allowed when tools are specified", "tool_choice")
+    refuse_tool_choice_without_tools(choice, has_tools)
     if choice in ("auto", "none"):
         return {"type": choice}
     if choice == "required":
@@ -296,20 +283,6 @@ def _stop(stop: Any) -> list[str] | None:
     return list(items) or None
 
 
-def _check_unsupported(body: dict[str, Any]) -> None:
-    n = body.get("n")
-    if n not in (None, 1):
-        raise _bad("n: Claude returns one choice per request; set n to 1 (or omit it)", "n", "unsupported_value")
-    for key, defaults in _UNSUPPORTED_UNLESS_DEFAULT.items():
-        value = body.get(key)
-        if value not in defaults:
-            hint = "; use tools and tool_choice" if key in ("functions", "function_call") else ""
-            raise _bad(f"{key}: not supported by Claude{hint}", key, "unsupported_parameter")
-    modalities = body.get("modalities")
-    if modalities not in (None, ["text"]):
-        raise _bad('modalities: Claude answers with text only; use ["text"]', "modalities", "unsupported_value")
-
-
 async def to_anthropic(
     body: dict[str, Any],
     *,
@@ -321,7 +294,7 @@ async def to_anthropic(
     ``images`` fetches http(s) image URLs (Claude on Vertex and Bedrock take no URL
     sources); without it only ``data:`` URLs are accepted.
     """
-    _check_unsupported(body)
+    refuse_unsupported(body, "Claude")
     plan = AnthropicPlan(body={}, stream=bool(body.get("stream")))
     plan.include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
     system, messages = await _messages(body["messages"], images, plan)

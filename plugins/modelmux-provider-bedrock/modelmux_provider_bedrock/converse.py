@@ -20,6 +20,7 @@ import orjson
 
 from modelmux.errors import InvalidRequestError
 from modelmux.images import ImageFetcher
+from modelmux.translate.unsupported import refuse_tool_choice_without_tools, refuse_unsupported
 
 IMAGE_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
 DEFAULT_OUTPUT_TOOL = "json_response"
@@ -212,25 +213,10 @@ def _output_tool(response_format: Any) -> dict[str, Any] | None:
     raise InvalidRequestError(f"response_format.type: unknown type {kind!r}", param="response_format.type")
 
 
-#: Fields Converse cannot honour: refused when set to anything but their neutral value.
-_UNSUPPORTED = (
-    "logprobs",
-    "top_logprobs",
-    "presence_penalty",
-    "frequency_penalty",
-    "logit_bias",
-    "audio",
-    "prediction",
-)
-
-
 async def to_converse(body: dict[str, Any], images: ImageFetcher) -> ConverseCall:
     """The Converse request body for an OpenAI chat completion request."""
-    if int(body.get("n") or 1) != 1:
-        raise InvalidRequestError("Bedrock answers with one choice: set n to 1", param="n")
-    for name in _UNSUPPORTED:
-        if body.get(name):
-            raise InvalidRequestError(f"{name}: not supported by Bedrock Converse; leave it unset", param=name)
+    # The same fields, refused the same way, as for Claude on Vertex (docs/api-compatibility.md).
+    refuse_unsupported(body, "Bedrock Converse")
     system, messages, has_tool_blocks = await _messages(body["messages"], images)
     if not messages:
         raise InvalidRequestError(
@@ -256,6 +242,7 @@ async def to_converse(body: dict[str, Any], images: ImageFetcher) -> ConverseCal
 
     tools = _tool_specs(body.get("tools") or [])
     choice_raw = body.get("tool_choice")
+    refuse_tool_choice_without_tools(choice_raw, bool(tools))
     output = _output_tool(body.get("response_format"))
     output_name: str | None = None
     if output is not None:

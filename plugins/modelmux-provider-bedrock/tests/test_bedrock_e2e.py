@@ -156,6 +156,23 @@ def test_tool_choice_none_leaves_the_tools_out(bedrock_client: openai.OpenAI, fa
     assert out.choices[0].message.tool_calls is None and out.choices[0].finish_reason == "stop"
 
 
+@pytest.mark.parametrize("stream", [False, True])
+def test_web_search_options_is_refused_before_any_upstream_call(
+    bedrock_client: openai.OpenAI, fake_bedrock: LoopbackServer, stream: bool
+) -> None:
+    before = len(fake_bedrock.requests)
+    with pytest.raises(openai.BadRequestError) as info:
+        bedrock_client.chat.completions.create(
+            model="claude", messages=[{"role": "user", "content": "news?"}], web_search_options={}, stream=stream
+        )
+    error = info.value.body
+    assert isinstance(error, dict)
+    assert error["type"] == "invalid_request_error" and error["param"] == "web_search_options"
+    assert error["code"] == "unsupported_parameter"
+    assert "not supported by Bedrock Converse" in error["message"] and "search function" in error["message"]
+    assert len(fake_bedrock.requests) == before
+
+
 def test_parallel_tool_calls_streamed(bedrock_client: openai.OpenAI) -> None:
     stream = bedrock_client.chat.completions.create(
         model="claude",

@@ -9,6 +9,8 @@ from modelmux_provider_bedrock.converse import STOP_REASONS, ConverseCall, to_co
 
 from modelmux.errors import InvalidRequestError
 from modelmux.images import ImageFetcher
+from modelmux.translate.anthropic import to_anthropic
+from modelmux.translate.unsupported import UNSUPPORTED_UNLESS_DEFAULT
 
 TOOL = {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}
 CALL = {"id": "c1", "type": "function", "function": {"name": "f", "arguments": '{"x": 1}'}}
@@ -87,6 +89,78 @@ async def test_invalid_requests_are_400_naming_the_param(body: dict[str, Any], p
     with pytest.raises(InvalidRequestError) as info:
         await convert(messages=[{"role": "user", "content": "q"}], **body)
     assert info.value.param == param and info.value.status_code == 400
+
+
+#: A value each refused field may take in a real request (its neutral values are accepted).
+REFUSED_VALUES: dict[str, Any] = {
+    "logprobs": True,
+    "top_logprobs": 3,
+    "presence_penalty": 0.5,
+    "frequency_penalty": -1,
+    "logit_bias": {"50256": -100},
+    "audio": {"voice": "alloy", "format": "wav"},
+    "prediction": {"type": "content", "content": "x"},
+    "web_search_options": {},  # `{}` turns OpenAI's search on: not a neutral value
+    "functions": [{"name": "f", "parameters": {"type": "object"}}],
+    "function_call": "auto",  # refused even without functions, as on Vertex
+}
+
+
+def test_every_shared_unsupported_field_has_a_refused_value_here() -> None:
+    assert set(REFUSED_VALUES) == set(UNSUPPORTED_UNLESS_DEFAULT)
+
+
+@pytest.mark.parametrize(
+    ("body", "param", "instead"),
+    [
+        *(({name: value}, name, "omit it") for name, value in REFUSED_VALUES.items() if "function" not in name),
+        ({"functions": REFUSED_VALUES["functions"]}, "functions", "use tools and tool_choice"),
+        ({"function_call": REFUSED_VALUES["function_call"]}, "function_call", "use tools and tool_choice"),
+        ({"function_call": {"name": "f"}}, "function_call", "use tools and tool_choice"),
+        ({"function_call": "none"}, "function_call", "use tools and tool_choice"),
+        ({"modalities": ["text", "audio"]}, "modalities", '["text"]'),
+        ({"modalities": ["audio"]}, "modalities", '["text"]'),
+        ({"n": 3}, "n", "set n to 1"),
+        ({"tool_choice": "auto"}, "tool_choice", "send tools"),
+        ({"tool_choice": "none", "tools": []}, "tool_choice", "send tools"),
+        ({"tool_choice": "required", "response_format": {"type": "json_object"}}, "tool_choice", "send tools"),
+    ],
+)
+async def test_what_converse_cannot_honour_is_refused_like_on_vertex(
+    body: dict[str, Any], param: str, instead: str
+) -> None:
+    """Refused, not dropped: a 400 naming the field and what to send instead, the same error as
+    the Claude (Vertex) translation gives for the same body, apart from the upstream's name."""
+    messages = [{"role": "user", "content": "q"}]
+    with pytest.raises(InvalidRequestError) as bedrock:
+        await convert(messages=messages, **body)
+    with pytest.raises(InvalidRequestError) as vertex:
+        await to_anthropic({"model": "m", "messages": messages, **body})
+    err = bedrock.value
+    assert err.status_code == 400 and err.param == param and err.message.startswith(param)
+    assert instead in err.message and err.code in ("unsupported_parameter", "unsupported_value", "invalid_value")
+    assert (err.param, err.code) == (vertex.value.param, vertex.value.code)
+    assert err.message == vertex.value.message.replace("Claude", "Bedrock Converse")
+
+
+async def test_neutral_values_of_refused_fields_are_accepted() -> None:
+    call = await convert(
+        messages=[{"role": "user", "content": "q"}],
+        n=1,
+        logprobs=False,
+        top_logprobs=0,
+        presence_penalty=0,
+        frequency_penalty=0.0,
+        logit_bias={},
+        audio=None,
+        prediction=None,
+        web_search_options=None,
+        functions=[],
+        function_call=None,
+        modalities=["text"],
+        tool_choice=None,
+    )
+    assert call.payload == {"messages": [{"role": "user", "content": [{"text": "q"}]}]}
 
 
 async def test_bad_tool_call_arguments_are_400() -> None:
