@@ -11,12 +11,8 @@ from modelmux.schemas import validate_chat
 router = APIRouter()
 
 
+@router.post("/v1/chat/completions")
 async def chat_completions(request: Request) -> Response:
     body = await read_json(request)
     validate_chat(body)
     return await forward(request, "chat", body)
-
-
-# A plain Starlette route: the handler takes only the request, so FastAPI's dependency
-# solving (tens of microseconds a request, measured) buys nothing on the hot path.
-router.add_route("/v1/chat/completions", chat_completions, methods=["POST"])

@@ -64,6 +64,7 @@ def _owner(request: Request) -> str | None:
     return owner
 
 
+@router.post("/v1/responses")
 async def create_response(request: Request) -> Response:
     body = await read_json(request)
     validate_responses(body)
@@ -264,10 +265,6 @@ async def _native_stream(
                         await _store(save, _as_client_asked(resp, body))
                         _settle(outcome, resp)
         yield frame
-
-
-# A plain Starlette route, as for chat completions: no dependency solving on the hot path.
-router.add_route("/v1/responses", create_response, methods=["POST"])
 
 
 @router.get("/v1/responses/{response_id}")
