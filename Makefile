@@ -34,7 +34,7 @@ lint: install
 	$(BIN)/ruff format --check modelmux plugins tests
 
 typecheck: install
-	$(BIN)/mypy modelmux $(foreach p,$(PLUGIN_DIRS),$(wildcard $(p)/modelmux_*))
+	$(BIN)/mypy modelmux $(foreach p,$(PLUGIN_DIRS),$(patsubst %/__init__.py,%,$(wildcard $(p)/modelmux_*/__init__.py)))
 
 bench: install
 	$(BIN)/python bench/run.py --gateway --clients aiohttp --concurrency 1,32 --repeat 3
