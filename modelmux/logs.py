@@ -58,19 +58,36 @@ def redact_body(raw: bytes | str) -> str:
     return text
 
 
+#: The standard levels' numbers (loguru's), for ``level_enabled``.
+LEVEL_NUMBERS = {"TRACE": 5, "DEBUG": 10, "INFO": 20, "SUCCESS": 25, "WARNING": 30, "ERROR": 40, "CRITICAL": 50}
+
+
+def level_enabled(level: str) -> bool:
+    """Whether some sink takes lines of ``level``: lets a hot path skip building a line nobody writes.
+
+    Loguru has no public way to ask; its core keeps the lowest level of its sinks (``min_level``,
+    updated by ``logger.add``/``remove``). Without it (another loguru version) every line is built,
+    as before."""
+    min_level = getattr(getattr(logger, "_core", None), "min_level", 0)
+    return LEVEL_NUMBERS.get(level, 0) >= min_level
+
+
 def _patch(record: Record) -> None:
     extra = record["extra"]
     extra.setdefault("request_id", request_id_var.get())
     if _secrets:
         record["message"] = _scrub(record["message"])
-        for key, value in extra.items():
-            if isinstance(value, str):
-                extra[key] = _scrub(value)
+        # One look over all text fields at once; only a line that has a secret is scrubbed field by field.
+        texts = "\n".join([value for value in extra.values() if isinstance(value, str)])
+        if any(secret in texts for secret in _secrets):
+            for key, value in extra.items():
+                if isinstance(value, str):
+                    extra[key] = _scrub(value)
 
 
 def _pretty_format(record: Record) -> str:
     # Structured fields (the request line's) follow the message as key=value.
-    fields = " ".join(f"{k}={v}" for k, v in record["extra"].items() if k not in ("request_id", "_kv"))
+    fields = " ".join([f"{k}={v}" for k, v in record["extra"].items() if k != "request_id" and k != "_kv"])
     record["extra"]["_kv"] = fields
     return PRETTY + (" <dim>{extra[_kv]}</dim>" if fields else "") + "\n{exception}"
 
@@ -103,7 +120,9 @@ def setup_logging(level: str = "info", fmt: str = "pretty") -> None:
     logger.remove()
     logger.configure(patcher=_patch)
     if fmt == "json":
-        logger.add(_json_sink, level=level.upper(), backtrace=False, diagnose=False)
+        # The sink makes its own line from the record: "{message}" spares loguru formatting a default
+        # line (with its timestamp) that nobody reads.
+        logger.add(_json_sink, level=level.upper(), format="{message}", backtrace=False, diagnose=False)
     else:
         logger.add(sys.stderr, level=level.upper(), format=_pretty_format, backtrace=False, diagnose=False)
     # The stdlib level matters: uvicorn wraps the app in its (slow) message logger when

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Container
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client import multiprocess as _mp
@@ -51,6 +52,25 @@ UPSTREAM_RETRIES = Counter("modelmux_upstream_retries_total", "Upstream attempts
 FALLBACKS = Counter("modelmux_fallbacks_total", "Requests moved to a fallback model", ["from", "to"])
 
 
+#: Label children already made, by (metric, label values). ``labels()`` validates and converts its
+#: arguments and takes a lock on every call (several per request); the children themselves are
+#: the same objects ``labels()`` keeps, so caching them changes nothing else. Label values are
+#: bounded (see above), the cap is a guard against a mistake making that untrue.
+_children: dict[tuple[Any, tuple[str, ...]], Any] = {}
+CHILDREN_CAP = 10_000
+
+
+def child(metric: Any, *values: str) -> Any:
+    """``metric.labels(*values)``, cached: for the per-request hot path."""
+    key = (metric, values)
+    found = _children.get(key)
+    if found is None:
+        if len(_children) >= CHILDREN_CAP:
+            _children.clear()
+        found = _children[key] = metric.labels(*values)
+    return found
+
+
 def model_label(route: str, provider: str, configured: Container[str]) -> str:
     """The ``model`` label of a deployment: its configured name, else ``PROVIDER/*``."""
     return route if route in configured else f"{provider}/*"
@@ -68,9 +88,9 @@ def usage_tokens(usage: dict[str, object] | None) -> tuple[int | None, int | Non
 def record_usage(provider: str, model: str, usage: dict[str, object] | None) -> tuple[int | None, int | None]:
     inp, out = usage_tokens(usage)
     if inp:
-        TOKENS.labels(provider, model, "input").inc(inp)
+        child(TOKENS, provider, model, "input").inc(inp)
     if out:
-        TOKENS.labels(provider, model, "output").inc(out)
+        child(TOKENS, provider, model, "output").inc(out)
     return inp, out
 
 
@@ -100,6 +120,6 @@ def upstream_attempt(provider: str, model: str, status: int, error: str | None =
     the provider working."""
     from modelmux import health
 
-    PROVIDER_REQUESTS.labels(provider, model, str(status)).inc()
+    child(PROVIDER_REQUESTS, provider, model, str(status)).inc()
     failed = status >= 500 or status == 429
     health.record_attempt(provider, (error or f"status {status}") if failed else None)

@@ -14,7 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from modelmux import health, metrics, tracing
 from modelmux.errors import AuthenticationError, ModelMuxError, PayloadTooLargeError
-from modelmux.logs import redact_body, request_id_var
+from modelmux.logs import level_enabled, redact_body, request_id_var
 
 OPEN_PATHS = ("/health", "/metrics")
 QUIET_PATHS = ("/health", "/metrics")
@@ -103,9 +103,9 @@ class GatewayMiddleware:
             route = scope.get("route")
             endpoint = getattr(route, "path", None) or "unmatched"
             elapsed = time.perf_counter() - started
-            metrics.HTTP_REQUESTS.labels(scope["method"], endpoint, str(status)).inc()
+            metrics.child(metrics.HTTP_REQUESTS, scope["method"], endpoint, str(status)).inc()
             if endpoint.startswith("/v1/"):
-                metrics.REQUEST_DURATION.labels(endpoint, state.get("provider", "-")).observe(elapsed)
+                metrics.child(metrics.REQUEST_DURATION, endpoint, state.get("provider", "-")).observe(elapsed)
                 health.REQUESTS.add(status)
             if span is not None:
                 tracing.finish_request_span(span, scope["method"], endpoint, status, state)
@@ -114,28 +114,34 @@ class GatewayMiddleware:
 
     def _log(self, scope: Scope, endpoint: str, status: int, elapsed: float, state: dict[str, Any]) -> None:
         """The request's one line: what was asked, who answered, how it went."""
-        fields: dict[str, Any] = {
-            "method": scope["method"],
-            "endpoint": endpoint,
-            "status": status,
-            "latency_ms": round(elapsed * 1000, 2),
-        }
-        fields.update({k: state[k] for k in LOG_FIELDS if state.get(k) is not None})
-        if self.log_bodies:
-            for key in ("request_body", "response_body"):
-                if state.get(key) is not None:
-                    fields[key] = redact_body(state[key])
+        # The level first: with the line filtered out (a quieter server.log_level) nothing is built.
         if status >= 500:
             level = "ERROR"
-        elif status >= 400 or "error" in fields:
+        elif status >= 400 or state.get("error") is not None:
             level = "WARNING"
         elif endpoint.startswith(QUIET_PATHS):
             level = "DEBUG"  # probes and scrapes every few seconds would drown the request lines
         else:
             level = "INFO"
-        logger.bind(**fields).log(
-            level, "{} {} -> {} in {:.1f} ms", scope["method"], scope["path"], status, elapsed * 1000
-        )
+        if not level_enabled(level):
+            return
+        method = scope["method"]
+        fields: dict[str, Any] = {
+            "method": method,
+            "endpoint": endpoint,
+            "status": status,
+            "latency_ms": round(elapsed * 1000, 2),
+        }
+        for key in LOG_FIELDS:
+            value = state.get(key)
+            if value is not None:
+                fields[key] = value
+        if self.log_bodies:
+            for key in ("request_body", "response_body"):
+                if state.get(key) is not None:
+                    fields[key] = redact_body(state[key])
+        # The message is made here, once: with no arguments loguru does not format it again.
+        logger.bind(**fields).log(level, f"{method} {scope['path']} -> {status} in {elapsed * 1000:.1f} ms")
 
     def _check(self, scope: Scope, headers: dict[bytes, bytes], state: dict[str, Any]) -> ModelMuxError | None:
         length = headers.get(b"content-length")

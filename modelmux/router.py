@@ -252,7 +252,7 @@ class Router:
         end_by = start + s.timeout_seconds
         first_by = min(start + (s.first_byte_timeout_seconds or s.timeout_seconds), end_by, deadline)
         state.begin(time.monotonic())
-        metrics.INFLIGHT.labels(dep.provider).inc()
+        metrics.child(metrics.INFLIGHT, dep.provider).inc()
         ended = False
 
         def end(error: ModelMuxError | None) -> None:
@@ -260,7 +260,7 @@ class Router:
             if ended:
                 return
             ended = True
-            metrics.INFLIGHT.labels(dep.provider).dec()
+            metrics.child(metrics.INFLIGHT, dep.provider).dec()
             model = metrics.model_label(dep.route, dep.provider, self._models)
             if error is None:
                 metrics.upstream_attempt(dep.provider, model, 200)

@@ -57,7 +57,7 @@ async def to_client(
             if first:
                 first = False
                 ttft = time.perf_counter() - started
-                metrics.TTFT.labels(provider, model).observe(ttft)
+                metrics.child(metrics.TTFT, provider, model).observe(ttft)
                 state["ttft_ms"] = round(ttft * 1000, 2)
             yield frame
     except (GeneratorExit, asyncio.CancelledError):

@@ -6,12 +6,15 @@ the middleware writes at its end (docs/observability.md lists them).
 
 from __future__ import annotations
 
+import inspect
 import time
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import orjson
 from fastapi import Request
 from fastapi.responses import Response, StreamingResponse
+from fastapi.routing import APIRoute
 
 from modelmux import metrics
 from modelmux.cache import HEADER as CACHE_HEADER
@@ -26,6 +29,20 @@ from modelmux.streaming import to_client
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 #: Endpoints whose answers the response cache may keep.
 CACHEABLE: tuple[Endpoint, ...] = ("chat", "responses")
+
+
+class DirectRoute(APIRoute):
+    """A route whose endpoint takes the ``Request`` itself: FastAPI calls it without solving
+    dependencies and validating parameters on every request (the hot POST routes read and
+    check their JSON body themselves). Still an ``APIRoute``, so routing sets ``scope["route"]``,
+    which the endpoint label of metrics, the log line and /health totals come from."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        params = list(inspect.signature(self.endpoint).parameters.values())
+        if len(params) != 1 or params[0].annotation not in (Request, "Request"):
+            raise TypeError(f"{self.path}: a DirectRoute endpoint takes one parameter, the Request")
+        handler: Callable[[Request], Coroutine[Any, Any, Response]] = self.endpoint
+        return handler
 
 
 def gateway(request: Request) -> Gateway:

@@ -30,6 +30,7 @@ from modelmux.router import Deployment, Endpoint
 from modelmux.routes import responses_cache
 from modelmux.routes.common import (
     SSE_HEADERS,
+    DirectRoute,
     cache_plan,
     gateway,
     hit_headers,
@@ -64,7 +65,6 @@ def _owner(request: Request) -> str | None:
     return owner
 
 
-@router.post("/v1/responses")
 async def create_response(request: Request) -> Response:
     body = await read_json(request)
     validate_responses(body)
@@ -166,6 +166,10 @@ async def create_response(request: Request) -> Response:
     return StreamingResponse(frames, media_type="text/event-stream", headers=headers)
 
 
+# A hot route: no per-request dependency solving (see DirectRoute).
+router.add_api_route("/v1/responses", create_response, methods=["POST"], route_class_override=DirectRoute)
+
+
 async def _cached_response(entry: Entry, body: dict[str, Any], save: Save | None, state: dict[str, Any]) -> Response:
     """A hit, answered as a new response (new ids) and stored like one."""
     headers = hit_headers(entry, state)
@@ -221,7 +225,7 @@ async def _translated_stream(
                 out = events.feed(chunk)
                 if out and first:
                     first = False
-                    metrics.TTFT.labels(provider, model).observe(time.perf_counter() - started)
+                    metrics.child(metrics.TTFT, provider, model).observe(time.perf_counter() - started)
                 for event in out:
                     yield encode(event, event["type"])
             final = events.finish()
