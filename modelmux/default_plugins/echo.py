@@ -26,6 +26,7 @@ from modelmux.provider import (
     UpstreamRequest,
 )
 from modelmux.registry import RegisterPreset, RegisterProvider
+from modelmux.translate.chunks import Chunks
 
 
 class EchoSettings(ProviderSettings):
@@ -96,14 +97,8 @@ class EchoProvider(Provider):
         usage: dict[str, int],
         include_usage: bool,
     ) -> AsyncIterator[dict[str, Any]]:
-        def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
-            return {
-                "id": cid,
-                "object": "chat.completion.chunk",
-                "created": created,
-                "model": model,
-                "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
-            }
+        chunks = Chunks(cid, model, created)
+        chunk = chunks.delta
 
         yield chunk({"role": "assistant", "content": ""})
         delay = self.settings.delay_ms / 1000
@@ -113,14 +108,7 @@ class EchoProvider(Provider):
             yield chunk({"content": word if i == 0 else " " + word})
         yield chunk({}, "stop")
         if include_usage:
-            yield {
-                "id": cid,
-                "object": "chat.completion.chunk",
-                "created": created,
-                "model": model,
-                "choices": [],
-                "usage": usage,
-            }
+            yield chunks.usage(usage)
 
     async def list_models(self) -> list[str]:
         return ["echo"]

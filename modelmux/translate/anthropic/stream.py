@@ -11,7 +11,6 @@ as a success.
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterable, AsyncIterator
 from typing import Any
 
@@ -19,6 +18,7 @@ from modelmux.errors import UpstreamError
 from modelmux.translate.anthropic.errors import error_from_event
 from modelmux.translate.anthropic.request import AnthropicPlan
 from modelmux.translate.anthropic.response import chat_id, finish_reason, usage_from_anthropic
+from modelmux.translate.chunks import Chunks
 
 
 async def stream_from_anthropic(
@@ -29,8 +29,8 @@ async def stream_from_anthropic(
     provider: str = "upstream",
 ) -> AsyncIterator[dict[str, Any]]:
     """Translate decoded Anthropic stream events (``{"type": "message_start", ...}``) as they arrive."""
-    cid = chat_id(None)
-    created = int(time.time())
+    chunks = Chunks(chat_id(None), model)
+    chunk = chunks.delta
     usage: dict[str, Any] = {}
     stop_reason: str | None = None
     started = False
@@ -39,22 +39,13 @@ async def stream_from_anthropic(
     tool_count = 0
     json_answer = False
 
-    def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
-        return {
-            "id": cid,
-            "object": "chat.completion.chunk",
-            "created": created,
-            "model": model,
-            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
-        }
-
     async for event in events:
         kind = event.get("type")
         if kind == "error":
             raise error_from_event(provider, event)
         if kind == "message_start":
             message = event.get("message") or {}
-            cid = chat_id(message.get("id"))
+            chunks.id = chat_id(message.get("id"))
             usage.update(message.get("usage") or {})
             started = True
             yield chunk({"role": "assistant", "content": ""})
@@ -114,14 +105,7 @@ async def stream_from_anthropic(
         elif kind == "message_stop":
             yield chunk({}, finish_reason(stop_reason, json_only=json_answer and tool_count == 0))
             if plan.include_usage:
-                yield {
-                    "id": cid,
-                    "object": "chat.completion.chunk",
-                    "created": created,
-                    "model": model,
-                    "choices": [],
-                    "usage": usage_from_anthropic(usage),
-                }
+                yield chunks.usage(usage_from_anthropic(usage))
             return
         # ping, content_block_stop and unknown future events need nothing
     raise UpstreamError(

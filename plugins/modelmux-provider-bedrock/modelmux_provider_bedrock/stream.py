@@ -10,7 +10,6 @@ iterator.
 from __future__ import annotations
 
 import struct
-import time
 from collections.abc import AsyncGenerator, Callable
 from typing import Any
 
@@ -20,6 +19,7 @@ from botocore.eventstream import EventStreamBuffer, ParserError
 
 from modelmux.errors import UpstreamError
 from modelmux.http import upstream_errors
+from modelmux.translate.chunks import Chunks
 from modelmux_provider_bedrock.aws_errors import frame_error
 from modelmux_provider_bedrock.converse import ConverseCall, finish_reason, new_id, usage
 
@@ -66,9 +66,7 @@ class ChunkBuilder:
 
     def __init__(self, call: ConverseCall, model: str, on_usage: Callable[[dict[str, Any]], None]) -> None:
         self.call = call
-        self.model = model
-        self.id = new_id()
-        self.created = int(time.time())
+        self.chunks = Chunks(new_id(), model)
         self.on_usage = on_usage
         self.started = False
         self.finished = False
@@ -77,13 +75,7 @@ class ChunkBuilder:
         self._held: list[str] = []
 
     def chunk(self, delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "object": "chat.completion.chunk",
-            "created": self.created,
-            "model": self.model,
-            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
-        }
+        return self.chunks.delta(delta, finish)
 
     def feed(self, kind: str, data: dict[str, Any]) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
@@ -137,14 +129,5 @@ class ChunkBuilder:
             counted = usage(data.get("usage"))
             self.on_usage(counted)
             if self.call.include_usage:
-                out.append(
-                    {
-                        "id": self.id,
-                        "object": "chat.completion.chunk",
-                        "created": self.created,
-                        "model": self.model,
-                        "choices": [],
-                        "usage": counted,
-                    }
-                )
+                out.append(self.chunks.usage(counted))
         return out
