@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import shutil
 import sys
@@ -31,8 +32,14 @@ def _fail(message: str, code: int = 1) -> None:
     sys.exit(code)
 
 
+@functools.cache
+def _plugins() -> Plugins:
+    """Plugins are discovered once per command (sub-commands and the command itself share them)."""
+    return load_plugins()
+
+
 def _load(config_path: str | None) -> tuple[Plugins, Config]:
-    plugins = load_plugins()
+    plugins = _plugins()
     try:
         return plugins, load_config(config_path, plugins.registry)
     except ConfigError as exc:
@@ -71,7 +78,7 @@ def _add_plugin_commands(group: click.Group) -> None:
     if _plugin_commands_added:
         return
     _plugin_commands_added = True
-    load_plugins().manager.hook.register_commands(cli=group)
+    _plugins().manager.hook.register_commands(cli=group)
 
 
 @click.group(cls=_Group)
@@ -166,7 +173,7 @@ def config_group() -> None:
 @click.option("--force", is_flag=True, help="overwrite an existing file")
 def config_init(preset: str | None, non_interactive: bool, output: str, force: bool) -> None:
     """Write a configuration file from a preset."""
-    plugins = load_plugins()
+    plugins = _plugins()
     presets = plugins.registry.presets
     if preset is None:
         if non_interactive:
@@ -212,7 +219,7 @@ def config_validate(config_path: str | None) -> None:
 @main.command("plugins")
 def plugins_cmd() -> None:
     """List installed plugins, what each registers, and load errors."""
-    plugins = load_plugins()
+    plugins = _plugins()
     table = Table("name", "version", "package", "registers", "status")
     for info in plugins.infos:
         status = f"[red]error: {info.error}[/]" if info.error else ("built-in" if info.builtin else "ok")
