@@ -22,6 +22,16 @@ $(STAMP): $(BIN)/uv pyproject.toml $(PLUGINS)
 
 install: $(STAMP)
 
+# The TypeScript examples' packages (openai, typescript), again only when the lock file changes.
+TS_EXAMPLES := examples/typescript
+TS_STAMP := $(TS_EXAMPLES)/node_modules/.installed
+$(TS_STAMP): $(TS_EXAMPLES)/package.json $(TS_EXAMPLES)/package-lock.json
+	@command -v npm >/dev/null || { echo "npm not found: the TypeScript examples need Node.js 20+ and npm" >&2; exit 1; }
+	cd $(TS_EXAMPLES) && npm ci --no-audit --no-fund
+	touch $(TS_STAMP)
+
+install: $(TS_STAMP)
+
 run: install
 	$(BIN)/modelmux serve
 
@@ -30,8 +40,8 @@ test: install
 	$(BIN)/python -m pytest -q
 
 lint: install
-	$(BIN)/ruff check modelmux plugins tests
-	$(BIN)/ruff format --check modelmux plugins tests
+	$(BIN)/ruff check modelmux plugins tests examples
+	$(BIN)/ruff format --check modelmux plugins tests examples
 
 typecheck: install
 	$(BIN)/mypy modelmux $(foreach p,$(PLUGIN_DIRS),$(patsubst %/__init__.py,%,$(wildcard $(p)/modelmux_*/__init__.py)))

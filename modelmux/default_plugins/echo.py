@@ -2,11 +2,22 @@
 
 Offline and deterministic; streams word by word when asked. It is what a fresh
 install serves, and what tests and examples use when no upstream is needed.
+
+So that tool loops and structured output can be tried without a model, it also:
+- calls a function tool when the last message is the user's and either ``tool_choice``
+  forces one (``required`` or a named function) or the message names a tool; the
+  arguments are :func:`sample` of the tool's ``parameters``;
+- answers with the tool results' text when the last message is a tool result (so a
+  tool loop ends);
+- answers ``response_format`` ``json_schema`` with :func:`sample` of the schema, and
+  ``json_object`` with the message itself if it is a JSON object, else ``{"text": ...}``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -34,21 +45,124 @@ class EchoSettings(ProviderSettings):
     delay_ms: float = Field(0.0, ge=0, description="pause between streamed words")
 
 
+def _text(content: Any) -> str:
+    """A message's text: a string, or its ``text`` parts joined by spaces."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict) and p.get("type") == "text")
+    return ""
+
+
 def last_user_text(messages: list[dict[str, Any]]) -> str:
     for message in reversed(messages):
-        if message.get("role") != "user":
-            continue
-        content = message.get("content")
-        if isinstance(content, str):
-            return content
-        if isinstance(content, list):
-            return " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict) and p.get("type") == "text")
-        return ""
+        if message.get("role") == "user":
+            return _text(message.get("content"))
     return ""
 
 
 def _count(text: str) -> int:
     return len(text.split())
+
+
+def _last(pattern: str, text: str, default: str) -> str:
+    found = re.findall(pattern, text)
+    return str(found[-1]) if found else default
+
+
+def sample(schema: Any, text: str, defs: dict[str, Any] | None = None, depth: int = 0) -> Any:
+    """A value that fits the JSON ``schema``, taken from ``text`` where it can be: strings are
+    its last word, numbers its last number (0 if none), booleans false, enums their first
+    value, arrays one item, objects every property."""
+    if not isinstance(schema, dict):
+        return _last(r"\w[\w'-]*", text, "")
+    defs = {**(defs or {}), **schema.get("$defs", {}), **schema.get("definitions", {})}
+    if isinstance(schema.get("$ref"), str):
+        return sample(defs.get(schema["$ref"].rsplit("/", 1)[-1], {}), text, defs, depth + 1)
+    if "const" in schema:
+        return schema["const"]
+    if schema.get("enum"):
+        return schema["enum"][0]
+    for key in ("anyOf", "oneOf", "allOf"):
+        options = [o for o in schema.get(key) or [] if isinstance(o, dict)]
+        if options:
+            # deep in a recursive schema, take the option that ends it
+            ends = [o for o in options if o.get("type") == "null"]
+            return sample(ends[0] if ends and depth > 4 else options[0], text, defs, depth + 1)
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), "null")
+    if kind == "object" or "properties" in schema:
+        return {name: sample(sub, text, defs, depth + 1) for name, sub in (schema.get("properties") or {}).items()}
+    if kind == "array":
+        return [] if depth > 4 else [sample(schema.get("items"), text, defs, depth + 1)]
+    if kind in ("integer", "number"):
+        number = float(_last(r"-?\d+(?:\.\d+)?", text, "0"))
+        return int(number) if kind == "integer" or number.is_integer() else number
+    if kind == "boolean":
+        return False
+    if kind == "null":
+        return None
+    return _last(r"\w[\w'-]*", text, "")
+
+
+def _tool_to_call(body: dict[str, Any], text: str) -> dict[str, Any] | None:
+    """The function tool echo calls, if any: only right after a user message, when
+    ``tool_choice`` forces one or the message names one (never with ``tool_choice: none``)."""
+    tools = [
+        f for t in body.get("tools") or [] if t.get("type") == "function" and isinstance(f := t.get("function"), dict)
+    ]
+    choice = body.get("tool_choice")
+    if not tools or choice == "none" or body["messages"][-1].get("role") != "user":
+        return None
+    if isinstance(choice, dict) and choice.get("type") == "function":
+        forced = choice.get("function")
+        name = forced.get("name") if isinstance(forced, dict) else None
+        return next((dict(t) for t in tools if t.get("name") == name), None)
+    for tool in tools:
+        if re.search(rf"(?<![\w-]){re.escape(str(tool.get('name')))}(?![\w-])", text):
+            return dict(tool)
+    return dict(tools[0]) if choice == "required" else None
+
+
+def _call(tool: dict[str, Any], text: str) -> dict[str, Any]:
+    arguments = sample(tool.get("parameters") or {"type": "object"}, text)
+    return {
+        "id": f"call_{uuid.uuid4().hex[:24]}",
+        "type": "function",
+        "function": {
+            "name": str(tool.get("name")),
+            "arguments": json.dumps(arguments if isinstance(arguments, dict) else {}),
+        },
+    }
+
+
+def _answer_text(body: dict[str, Any]) -> str:
+    """The text echo answers with: the trailing tool results, else the last user message,
+    shaped as JSON when ``response_format`` asks for it."""
+    messages = body["messages"]
+    results: list[str] = []
+    for message in reversed(messages):
+        if message.get("role") != "tool":
+            break
+        results.insert(0, _text(message.get("content")))
+    text = "\n".join(results) if results else last_user_text(messages)
+    response_format = body.get("response_format")
+    if not isinstance(response_format, dict):
+        return text
+    kind = response_format.get("type")
+    if kind == "json_schema":
+        spec = response_format.get("json_schema")
+        schema = spec.get("schema") if isinstance(spec, dict) else None
+        return json.dumps(sample(schema if isinstance(schema, dict) else {"type": "object"}, text))
+    if kind == "json_object":
+        try:
+            if isinstance(json.loads(text), dict):
+                return text
+        except ValueError:
+            pass
+        return json.dumps({"text": text})
+    return text
 
 
 class EchoProvider(Provider):
@@ -58,16 +172,19 @@ class EchoProvider(Provider):
         body = request.body
         if int(body.get("n") or 1) != 1:
             raise InvalidRequestError("the echo provider answers with one choice: set n to 1", param="n")
-        text = last_user_text(body["messages"])
+        user_text = last_user_text(body["messages"])
+        tool = _tool_to_call(body, user_text)
+        call = _call(tool, user_text) if tool else None
+        text = "" if call else _answer_text(body)
+        answered = _count(call["function"]["arguments"]) if call else _count(text)
         prompt = sum(_count(str(m.get("content") or "")) for m in body["messages"])
-        usage = {
-            "prompt_tokens": prompt,
-            "completion_tokens": _count(text),
-            "total_tokens": prompt + _count(text),
-        }
+        usage = {"prompt_tokens": prompt, "completion_tokens": answered, "total_tokens": prompt + answered}
         cid = f"chatcmpl-{uuid.uuid4().hex}"
         created = int(time.time())
         if not request.stream:
+            message: dict[str, Any] = {"role": "assistant", "content": text, "refusal": None}
+            if call:
+                message.update(content=None, tool_calls=[call])
             return Completion(
                 data={
                     "id": cid,
@@ -77,37 +194,36 @@ class EchoProvider(Provider):
                     "choices": [
                         {
                             "index": 0,
-                            "message": {"role": "assistant", "content": text, "refusal": None},
+                            "message": message,
                             "logprobs": None,
-                            "finish_reason": "stop",
+                            "finish_reason": "tool_calls" if call else "stop",
                         }
                     ],
                     "usage": usage,
                 }
             )
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-        return DictEventStream(self._stream(cid, created, request.public_model, text, usage, include_usage))
+        chunks = Chunks(cid, request.public_model, created)
+        return DictEventStream(self._stream(chunks, text, call, usage if include_usage else None))
 
     async def _stream(
-        self,
-        cid: str,
-        created: int,
-        model: str,
-        text: str,
-        usage: dict[str, int],
-        include_usage: bool,
+        self, chunks: Chunks, text: str, call: dict[str, Any] | None, usage: dict[str, int] | None
     ) -> AsyncIterator[dict[str, Any]]:
-        chunks = Chunks(cid, model, created)
-        chunk = chunks.delta
-
-        yield chunk({"role": "assistant", "content": ""})
-        delay = self.settings.delay_ms / 1000
-        for i, word in enumerate(text.split(" ")):
-            if delay:
-                await asyncio.sleep(delay)
-            yield chunk({"content": word if i == 0 else " " + word})
-        yield chunk({}, "stop")
-        if include_usage:
+        if call:
+            # as OpenAI streams a call: id and name first, then the arguments
+            head = {**call, "index": 0, "function": {"name": call["function"]["name"], "arguments": ""}}
+            yield chunks.delta({"role": "assistant", "content": None, "tool_calls": [head]})
+            yield chunks.delta({"tool_calls": [{"index": 0, "function": {"arguments": call["function"]["arguments"]}}]})
+            yield chunks.delta({}, "tool_calls")
+        else:
+            yield chunks.delta({"role": "assistant", "content": ""})
+            delay = self.settings.delay_ms / 1000
+            for i, word in enumerate(text.split(" ")):
+                if delay:
+                    await asyncio.sleep(delay)
+                yield chunks.delta({"content": word if i == 0 else " " + word})
+            yield chunks.delta({}, "stop")
+        if usage is not None:
             yield chunks.usage(usage)
 
     async def list_models(self) -> list[str]:
