@@ -6,7 +6,7 @@ PLUGINS := $(wildcard plugins/*/pyproject.toml)
 PLUGIN_DIRS := $(patsubst %/pyproject.toml,%,$(PLUGINS))
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint typecheck bench clean
+.PHONY: install install-node run test lint typecheck bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,13 +30,14 @@ $(TS_STAMP): $(TS_EXAMPLES)/package.json $(TS_EXAMPLES)/package-lock.json
 	cd $(TS_EXAMPLES) && npm ci --no-audit --no-fund
 	touch $(TS_STAMP)
 
-install: $(TS_STAMP)
+# Node packages are needed by the tests, not by `make run`: a laptop without npm can still serve.
+install-node: $(TS_STAMP)
 
 run: install
 	$(BIN)/modelmux serve
 
 # pytest exit code 5 (nothing collected) is a failure here, as it should be.
-test: install
+test: install install-node
 	$(BIN)/python -m pytest -q
 
 lint: install
@@ -50,4 +51,4 @@ bench: install
 	$(BIN)/python bench/run.py --gateway --clients aiohttp --concurrency 1,32 --repeat 3
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build *.egg-info $(TS_EXAMPLES)/node_modules $(TS_EXAMPLES)/dist
