@@ -6,7 +6,7 @@ PLUGINS := $(wildcard plugins/*/pyproject.toml)
 PLUGIN_DIRS := $(patsubst %/pyproject.toml,%,$(PLUGINS))
 STAMP := $(VENV)/.installed
 
-.PHONY: install install-node run test lint typecheck bench clean
+.PHONY: install install-node run test lint typecheck bench docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,10 @@ typecheck: install
 
 bench: install
 	$(BIN)/python bench/run.py --gateway --clients aiohttp --concurrency 1,32 --repeat 3
+
+# Generated documentation: docs/reference/configuration.md from the settings models.
+docs: install
+	$(BIN)/python -m modelmux.config_reference
 
 clean:
 	rm -rf $(VENV) build *.egg-info $(TS_EXAMPLES)/node_modules $(TS_EXAMPLES)/dist

@@ -52,36 +52,63 @@ class _Strict(BaseModel):
 
 
 class LimitOverride(_Strict):
-    """``[server.limits.keys.NAME]``: limits for one client API key (one of ``server.api_keys``)."""
+    """``[server.limits.keys.LABEL]``: limits for one client API key (one of ``server.api_keys``)."""
 
-    api_key: str
-    requests_per_minute: int | None = Field(None, ge=1)
-    tokens_per_minute: int | None = Field(None, ge=1)
+    api_key: str = Field(description="the client key these limits apply to; must be one of server.api_keys")
+    requests_per_minute: int | None = Field(None, ge=1, description="this key's own request limit (unset: the default)")
+    tokens_per_minute: int | None = Field(None, ge=1, description="this key's own token limit (unset: the default)")
 
 
 class LimitSettings(_Strict):
-    """``[server.limits]``: per client API key rate limits; unset means unlimited."""
+    """``[server.limits]``: per client API key rate limits (docs/guides/routing.md); unset means unlimited."""
 
-    requests_per_minute: int | None = Field(None, ge=1)
-    tokens_per_minute: int | None = Field(None, ge=1)
-    keys: dict[str, LimitOverride] = Field(default_factory=dict)
+    requests_per_minute: int | None = Field(
+        None, ge=1, description="requests per minute per client API key, a sliding window on the state store"
+    )
+    tokens_per_minute: int | None = Field(
+        None, ge=1, description="tokens per minute per client API key, from the usage upstreams report"
+    )
+    keys: dict[str, LimitOverride] = Field(
+        default_factory=dict, description="one table per key that needs its own limits, under a label you choose"
+    )
 
 
 class ServerSettings(_Strict):
-    host: str = "127.0.0.1"
-    port: int = Field(3000, ge=0, le=65535)
-    workers: int = Field(1, ge=1, le=256)
-    api_keys: list[str] = Field(default_factory=list)
-    log_level: Literal["trace", "debug", "info", "warning", "error", "critical"] = "info"
-    log_format: Literal["pretty", "json"] = "pretty"
-    log_bodies: bool = False
-    #: How long a /health/ready probe result of each provider is reused.
-    ready_check_interval_seconds: float = Field(15.0, ge=0)
-    max_request_bytes: int = Field(32 * 1024 * 1024, gt=0)
-    url_fetch_allow: list[str] = Field(default_factory=list)
-    #: On SIGTERM: how long in-flight requests and streams may still run before they are cut.
-    shutdown_timeout_seconds: float = Field(30.0, ge=0)
-    limits: LimitSettings = Field(default_factory=LimitSettings)
+    """``[server]``: where ModelMux listens, who may call it, and how it logs."""
+
+    host: str = Field("127.0.0.1", description="address to listen on (the container image sets 0.0.0.0)")
+    port: int = Field(3000, ge=0, le=65535, description="TCP port to listen on")
+    workers: int = Field(1, ge=1, le=256, description="uvicorn worker processes")
+    api_keys: list[str] = Field(
+        default_factory=list,
+        description="client keys, sent as 'Authorization: Bearer KEY' or 'api-key: KEY'; empty: no client auth "
+        "(a warning is logged when host is not loopback). /health* and /metrics stay open",
+    )
+    log_level: Literal["trace", "debug", "info", "warning", "error", "critical"] = Field(
+        "info", description="lowest level logged"
+    )
+    log_format: Literal["pretty", "json"] = Field(
+        "pretty", description="pretty for people, json for one JSON object a line (docs/observability.md)"
+    )
+    log_bodies: bool = Field(
+        False, description="log request and JSON answer bodies, secrets redacted, at most 16 KiB each"
+    )
+    ready_check_interval_seconds: float = Field(
+        15.0, ge=0, description="how long /health/ready reuses each provider's readiness probe"
+    )
+    max_request_bytes: int = Field(
+        32 * 1024 * 1024,
+        gt=0,
+        description="larger request bodies get a 413 (checked on content-length and while reading)",
+    )
+    url_fetch_allow: list[str] = Field(
+        default_factory=list,
+        description="hosts image URLs may be fetched from even when they resolve to private or loopback addresses",
+    )
+    shutdown_timeout_seconds: float = Field(
+        30.0, ge=0, description="on SIGTERM: how long running requests and streams may finish before they are cut"
+    )
+    limits: LimitSettings = Field(default_factory=LimitSettings, description="client rate limits")
 
 
 def default_data_dir() -> Path:
@@ -90,72 +117,94 @@ def default_data_dir() -> Path:
 
 
 class StateSettings(BaseModel):
-    """``[state]``: ``backend`` and ``ttl_seconds``; other keys are the backend's options."""
+    """``[state]``: where stored Responses API responses and shared counters (rate limits) live
+    (docs/stores.md). ``backend`` and ``ttl_seconds`` belong to ModelMux; other keys are the backend's options."""
 
     model_config = ConfigDict(extra="allow")
-    backend: str = "disk"
-    ttl_seconds: int = Field(30 * 24 * 3600, gt=0)
+    backend: str = Field("disk", description="memory, disk, redis (plugin modelmux-redis) or any registered name")
+    ttl_seconds: int = Field(30 * 24 * 3600, gt=0, description="how long a stored response lives (30 days)")
 
 
 class CacheSettings(BaseModel):
-    """``[cache]``: the exact-match response cache (docs/caching.md); other keys are the backend's options."""
+    """``[cache]``: the exact-match response cache (docs/caching.md). Other keys are the backend's options."""
 
     model_config = ConfigDict(extra="allow")
-    #: Cache every model's answers (a model's own ``cache`` setting overrides this).
-    enabled: bool = False
-    backend: str = "disk"
-    ttl_seconds: float = Field(3600, gt=0)
-    #: Answers larger than this are not stored.
-    max_entry_bytes: int = Field(1024 * 1024, gt=0)
+    enabled: bool = Field(False, description="cache every model's answers (a model's own cache setting overrides it)")
+    backend: str = Field("disk", description="memory, disk, redis (plugin modelmux-redis) or any registered name")
+    ttl_seconds: float = Field(3600, gt=0, description="how long an answer stays (may be fractional)")
+    max_entry_bytes: int = Field(1024 * 1024, gt=0, description="larger answers are not stored")
 
 
 class TracingSettings(_Strict):
-    """``[tracing]``: OpenTelemetry spans (needs ``pip install modelmux[otel]``)."""
+    """``[tracing]``: OpenTelemetry spans (needs ``pip install 'modelmux[otel]'``; docs/observability.md)."""
 
-    enabled: bool = False
-    service_name: str = "modelmux"
+    enabled: bool = Field(
+        False, description="a span per request and per upstream attempt; W3C traceparent sent upstream"
+    )
+    service_name: str = Field(
+        "modelmux", description="service.name when ModelMux sets up the SDK itself (exporter from OTEL_EXPORTER_OTLP_*)"
+    )
 
 
 class CircuitBreakerSettings(_Strict):
     """A deployment that fails ``failures`` times in a row is skipped for ``cooldown_seconds``,
     then one trial request decides whether it is back."""
 
-    failures: int = Field(5, ge=1)
-    cooldown_seconds: float = Field(30.0, gt=0)
+    failures: int = Field(5, ge=1, description="failures in a row that take a deployment out")
+    cooldown_seconds: float = Field(30.0, gt=0, description="how long it stays out before one trial request")
 
 
 class RouterSettings(_Strict):
-    default_provider: str | None = None
-    #: Overall budget of one client request until its answer starts (every attempt, backoff and
-    #: fallback); no retry or fallback starts after it.
-    deadline_seconds: float = Field(300.0, gt=0)
-    circuit_breaker: CircuitBreakerSettings = Field(default_factory=CircuitBreakerSettings)
+    """``[router]``: how a request's model is resolved and how long it may take (docs/guides/routing.md)."""
+
+    default_provider: str | None = Field(
+        None,
+        description="a model that is neither a [models] name nor PROVIDER/MODEL goes to this provider unchanged; "
+        "unset: such a model is a 404",
+    )
+    deadline_seconds: float = Field(
+        300.0,
+        gt=0,
+        description="overall budget of one request until its answer starts: every attempt, backoff and fallback",
+    )
+    circuit_breaker: CircuitBreakerSettings = Field(
+        default_factory=CircuitBreakerSettings, description="per-deployment circuit breaker"
+    )
 
 
 class DeploymentSettings(_Strict):
     """One place a model runs: a configured provider, its upstream model id, a balancing weight."""
 
-    provider: str
-    model: str
-    weight: int = Field(1, ge=1, le=1000)
+    provider: str = Field(description="a [providers] name")
+    model: str = Field(description="the upstream model id on that provider")
+    weight: int = Field(1, ge=1, le=1000, description="share of requests under weighted_round_robin")
 
 
 Strategy = Literal["weighted_round_robin", "least_inflight"]
 
 
 class ModelSettings(_Strict):
-    """``[models.NAME]``: either ``provider`` + ``model`` (one deployment) or ``deployments``."""
+    """``[models.NAME]``: a model name clients may ask for. Either ``provider`` + ``model`` (one
+    deployment) or ``deployments`` (several, balanced by ``strategy``)."""
 
-    provider: str = ""
-    model: str = ""
-    deployments: list[DeploymentSettings] = Field(default_factory=list)
-    strategy: Strategy = "weighted_round_robin"
-    fallbacks: list[str] = Field(default_factory=list)
-    #: Responses API: a built-in tool (web_search, ...) this model's provider cannot run is a 400
-    #: naming the tool, instead of being dropped (with a log line and x-modelmux-dropped-tools).
-    strict_tools: bool = False
-    #: Exact-match response cache for this model: true/false; unset follows ``[cache] enabled``.
-    cache: bool | None = None
+    provider: str = Field("", description="a [providers] name (with model; or use deployments)")
+    model: str = Field("", description="the upstream model id (the deployment name on Azure)")
+    deployments: list[DeploymentSettings] = Field(
+        default_factory=list, description="instead of provider + model: several deployments, balanced by strategy"
+    )
+    strategy: Strategy = Field("weighted_round_robin", description="how deployments share requests")
+    fallbacks: list[str] = Field(
+        default_factory=list,
+        description="other [models] names tried in order when this one fails before any byte reached the client",
+    )
+    strict_tools: bool = Field(
+        False,
+        description="Responses API: a built-in tool (web_search, ...) this model's provider cannot run is a 400 "
+        "naming the tool, instead of being dropped with a log line and an x-modelmux-dropped-tools header",
+    )
+    cache: bool | None = Field(
+        None, description="the response cache for this model: true or false; unset follows [cache] enabled"
+    )
 
     @model_validator(mode="after")
     def _one_form(self) -> ModelSettings:

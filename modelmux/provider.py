@@ -43,7 +43,7 @@ class ProviderSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    type: str
+    type: str = Field(description="the provider type: which plugin serves this table (modelmux plugins lists them)")
     timeout_seconds: float = Field(120.0, gt=0, description="total time for one upstream call, stream included")
     connect_timeout_seconds: float = Field(10.0, gt=0, description="time to open the connection")
     first_byte_timeout_seconds: float | None = Field(
@@ -52,7 +52,9 @@ class ProviderSettings(BaseModel):
     idle_timeout_seconds: float | None = Field(
         None, gt=0, description="longest gap between two stream chunks (unset: the total)"
     )
-    max_retries: int = Field(2, ge=0, le=10)
+    max_retries: int = Field(
+        2, ge=0, le=10, description="retries of retryable failures (connection, timeout, 429, 5xx), with backoff"
+    )
 
 
 @dataclass

@@ -19,8 +19,9 @@ class StoreSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     ttl_seconds: int = Field(3600, gt=0, description="default time to live of a key")
-    #: "state" or "cache": set by the host so one backend can serve both without clashing.
-    namespace: str = "state"
+    namespace: str = Field(
+        "state", description="state or cache: set by the host so one backend can serve both without clashing"
+    )
 
 
 class KeyValueStore(ABC):

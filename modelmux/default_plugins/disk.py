@@ -16,8 +16,15 @@ from modelmux.stores import Cache, StateStore, StoreSettings
 
 
 class DiskSettings(StoreSettings):
-    path: str | None = Field(None, description="directory; default ~/.local/share/modelmux/<namespace>")
-    size_limit_bytes: int = Field(1024 * 1024 * 1024, gt=0)
+    """On local disk (diskcache, SQLite): survives restarts, shared by the workers of one machine."""
+
+    path: str | None = Field(
+        None,
+        description="directory; unset: $XDG_DATA_HOME/modelmux/state (or /cache), i.e. ~/.local/share/modelmux/...",
+    )
+    size_limit_bytes: int = Field(
+        1024 * 1024 * 1024, gt=0, description="total size on disk; the least recently stored entries go first"
+    )
 
 
 class DiskStore(StateStore, Cache):

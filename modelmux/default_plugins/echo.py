@@ -41,6 +41,8 @@ from modelmux.translate.chunks import Chunks
 
 
 class EchoSettings(ProviderSettings):
+    """Offline: answers with the last user message, word by word when streaming. No network, no keys."""
+
     type: str = "echo"
     delay_ms: float = Field(0.0, ge=0, description="pause between streamed words")
 

@@ -13,8 +13,10 @@ from modelmux.stores import Cache, StateStore, StoreSettings
 
 
 class MemorySettings(StoreSettings):
-    max_items: int = Field(10_000, gt=0)
-    max_bytes: int = Field(256 * 1024 * 1024, gt=0)
+    """In the process: one per worker, lost on restart."""
+
+    max_items: int = Field(10_000, gt=0, description="entries kept; the least recently used go first")
+    max_bytes: int = Field(256 * 1024 * 1024, gt=0, description="total size of the values kept")
 
 
 class MemoryStore(StateStore, Cache):

@@ -37,17 +37,23 @@ ENTRA_SCOPE = "https://cognitiveservices.azure.com/.default"
 
 
 class AzureSettings(ProviderSettings):
+    """Azure OpenAI; a model's upstream id is the deployment name (docs/providers/azure.md)."""
+
     type: str = "azure"
     endpoint: str = Field(description="https://RESOURCE.openai.azure.com")
     api_key: SecretStr = Field(SecretStr(""), description="the resource's key (auth = api_key)")
     api_version: str | None = Field(None, description="e.g. 2024-10-21; omit to use the v1 API at /openai/v1/")
     auth: Literal["api_key", "entra"] = Field("api_key", description="api_key, or entra (Microsoft Entra ID tokens)")
-    entra_scope: str = ENTRA_SCOPE
-    #: For a user-assigned managed identity; otherwise DefaultAzureCredential picks one.
-    managed_identity_client_id: str | None = None
+    entra_scope: str = Field(ENTRA_SCOPE, description="token scope requested with auth = entra")
+    managed_identity_client_id: str | None = Field(
+        None, description="client id of a user-assigned managed identity; unset: DefaultAzureCredential picks one"
+    )
     headers: dict[str, str] = Field(default_factory=dict, description="static headers added to every upstream call")
-    #: Pass /v1/responses through to Azure's Responses API. Default: when api_version allows it.
-    native_responses: bool | None = None
+    native_responses: bool | None = Field(
+        None,
+        description="pass /v1/responses to Azure's Responses API; unset: when api_version has it (v1, or "
+        "2025-03-01-preview and later), else translated to chat",
+    )
 
     @field_validator("endpoint")
     @classmethod

@@ -8,6 +8,8 @@ from modelmux.provider import ProviderSettings
 
 
 class BedrockSettings(ProviderSettings):
+    """Every AWS Bedrock chat model through the Converse API (docs/providers/bedrock.md)."""
+
     type: str = "bedrock"
     region: str | None = Field(
         None, description="AWS region; else AWS_REGION, AWS_DEFAULT_REGION or the profile's region"
@@ -16,11 +18,16 @@ class BedrockSettings(ProviderSettings):
         None, description="override of https://bedrock-runtime.{region}.amazonaws.com (VPC endpoints, tests)"
     )
     profile: str | None = Field(None, description="AWS shared-config profile; else AWS_PROFILE or the default chain")
-    aws_access_key_id: str | None = None
-    aws_secret_access_key: SecretStr | None = None
-    aws_session_token: SecretStr | None = None
-    #: A Bedrock API key, sent as ``Authorization: Bearer``; replaces SigV4 when set.
-    api_key: SecretStr | None = None
+    aws_access_key_id: str | None = Field(
+        None, description="explicit access key (with aws_secret_access_key); unset: the AWS credential chain"
+    )
+    aws_secret_access_key: SecretStr | None = Field(None, description="the secret of aws_access_key_id")
+    aws_session_token: SecretStr | None = Field(None, description="session token of temporary keys")
+    api_key: SecretStr | None = Field(
+        None,
+        description="a Bedrock API key sent as 'Authorization: Bearer', instead of SigV4; "
+        "else AWS_BEARER_TOKEN_BEDROCK",
+    )
 
     @field_validator("region", "endpoint_url", "profile", "aws_access_key_id")
     @classmethod

@@ -9,6 +9,8 @@ from modelmux.translate.anthropic import DEFAULT_MAX_TOKENS
 
 
 class VertexSettings(ProviderSettings):
+    """Claude (Anthropic publisher models) on Google Vertex AI (docs/providers/vertex.md)."""
+
     type: str = "vertex"
     project: str | None = Field(None, description="GCP project; else from the credentials or GOOGLE_CLOUD_PROJECT")
     region: str = Field("us-east5", min_length=1, description='Vertex AI region, or "global"')

@@ -28,6 +28,8 @@ from modelmux.provider import (
 
 
 class OpenAICompatibleSettings(ProviderSettings):
+    """Any OpenAI-compatible server: vLLM, llama.cpp, SGLang, OpenAI, ... (docs/providers/vllm.md)."""
+
     type: str = "openai_compatible"
     base_url: str = Field(
         "http://localhost:8000/v1",

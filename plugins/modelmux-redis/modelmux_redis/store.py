@@ -30,6 +30,8 @@ _TLS_FIELDS = ("ssl_ca_certs", "ssl_ca_path", "ssl_certfile", "ssl_keyfile", "ss
 
 
 class RedisSettings(StoreSettings):
+    """On Redis: shared by every worker and replica that uses the same URL and key_prefix (docs/stores.md)."""
+
     url: str = Field(
         "redis://127.0.0.1:6379/0",
         description="redis://[user:password@]host:port/db; rediss:// for TLS; unix:///path.sock?db=0",
@@ -47,8 +49,10 @@ class RedisSettings(StoreSettings):
     ssl_certfile: str | None = Field(None, description="client certificate for mutual TLS")
     ssl_keyfile: str | None = Field(None, description="client key for mutual TLS")
     ssl_password: str | None = Field(None, description="password of ssl_keyfile")
-    ssl_cert_reqs: Literal["required", "optional", "none"] = "required"
-    ssl_check_hostname: bool = True
+    ssl_cert_reqs: Literal["required", "optional", "none"] = Field(
+        "required", description="whether the server's certificate must verify (rediss:// only)"
+    )
+    ssl_check_hostname: bool = Field(True, description="the certificate must name the host (rediss:// only)")
 
     @field_validator("url")
     @classmethod
