@@ -23,7 +23,7 @@ import subprocess
 import sys
 import time
 import tomllib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,36 +34,10 @@ import pytest
 from modelmux.testing import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
-DOCKERFILE = ROOT / "Dockerfile"
 
 Instruction = tuple[str, str]
-
-
-def instructions(text: str) -> list[Instruction]:
-    """(KEYWORD, arguments) per instruction: comments dropped, continuation lines joined."""
-    result: list[Instruction] = []
-    pending = ""
-    for line in text.splitlines():
-        stripped = line.strip()
-        if stripped.startswith("#") or not stripped:
-            continue
-        if stripped.endswith("\\"):
-            pending += stripped[:-1] + " "
-            continue
-        keyword, _, args = (pending + stripped).partition(" ")
-        result.append((keyword.upper(), " ".join(args.split())))
-        pending = ""
-    return result
-
-
-def stages(text: str) -> list[list[Instruction]]:
-    result: list[list[Instruction]] = []
-    for keyword, args in instructions(text):
-        if keyword == "FROM":
-            result.append([])
-        if result:
-            result[-1].append((keyword, args))
-    return result
+Stages = list[list[Instruction]]
+Validate = Callable[[Path, Mapping[str, str]], str]  # the validate_config fixture
 
 
 def arg_defaults(stage: list[Instruction]) -> dict[str, str]:
@@ -160,9 +134,9 @@ class Image:
 
 
 @pytest.fixture(scope="module")
-def image(tmp_path_factory: pytest.TempPathFactory) -> Image:
+def image(tmp_path_factory: pytest.TempPathFactory, dockerfile_stages: Stages) -> Image:
     """The Dockerfile's two stages, run with container paths mapped to temporary directories."""
-    build, runtime = stages(DOCKERFILE.read_text())
+    build, runtime = dockerfile_stages
     tmp = tmp_path_factory.mktemp("image")
     paths = {
         "/wheels": tmp / "wheels",
@@ -285,8 +259,8 @@ def test_the_installed_environment_has_no_test_or_dev_tools(image: Image) -> Non
         assert not (bindir / tool).exists(), f"{tool} is in the image's environment"
 
 
-def test_the_default_plugins_are_all_four_providers_and_redis() -> None:
-    build = stages(DOCKERFILE.read_text())[0]
+def test_the_default_plugins_are_all_four_providers_and_redis(dockerfile_stages: Stages) -> None:
+    build = dockerfile_stages[0]
     chosen = set(arg_defaults(build)["PLUGINS"].replace(",", " ").split())
     # Short names resolve like deploy/build-wheels.sh does.
     resolved = {
@@ -296,8 +270,8 @@ def test_the_default_plugins_are_all_four_providers_and_redis() -> None:
     assert resolved == set(plugin_entry_points()), "the PLUGINS default should be every plugin under plugins/"
 
 
-def test_the_image_is_multi_stage_slim_and_non_root() -> None:
-    build, runtime = stages(DOCKERFILE.read_text())
+def test_the_image_is_multi_stage_slim_and_non_root(dockerfile_stages: Stages) -> None:
+    build, runtime = dockerfile_stages
     assert all(re.search(r"python:\S*-slim", stage[0][1]) for stage in (build, runtime))
     user = dict(runtime)["USER"]
     uid = user.split(":")[0]
@@ -309,15 +283,19 @@ def test_the_image_is_multi_stage_slim_and_non_root() -> None:
     )
 
 
-def test_the_image_listens_on_3000_everywhere_and_reads_its_config_file() -> None:
-    runtime = stages(DOCKERFILE.read_text())[1]
-    env = dict(env_pairs(runtime))
+def test_the_image_listens_on_3000_everywhere_and_reads_its_config_file(
+    dockerfile_stages: Stages, image_env: dict[str, str], validate_config: Validate
+) -> None:
+    runtime = dockerfile_stages[1]
+    env = image_env
     assert env["MODELMUX_SERVER__HOST"] == "0.0.0.0"
     assert env["MODELMUX_SERVER__PORT"] == "3000"
     assert dict(runtime)["EXPOSE"] == "3000"
     config = env["MODELMUX_CONFIG_FILE"]
     assert any(k == "COPY" and a.endswith(" " + config) for k, a in runtime), "the image ships a default config"
     assert "/health/live" in dict(runtime)["HEALTHCHECK"]
+    (source,) = [a.split()[0] for k, a in runtime if k == "COPY" and a.endswith(" " + config)]
+    validate_config(ROOT / source, {k: v for k, v in env.items() if k.startswith("MODELMUX_")})
 
 
 def test_dockerignore_keeps_local_state_out_of_the_build_context() -> None:
