@@ -30,8 +30,15 @@ $(TS_STAMP): $(TS_EXAMPLES)/package.json $(TS_EXAMPLES)/package-lock.json
 	cd $(TS_EXAMPLES) && npm ci --no-audit --no-fund
 	touch $(TS_STAMP)
 
+# helm (an npm package, pinned in tools/package-lock.json) for the Kubernetes tests.
+TOOLS_STAMP := tools/node_modules/.installed
+$(TOOLS_STAMP): tools/package.json tools/package-lock.json
+	@command -v npm >/dev/null 2>&1 || { echo "npm not found: the deployment tests need Node.js 20+ and npm (tools/package.json)"; exit 1; }
+	cd tools && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	touch $@
+
 # Node packages are needed by the tests, not by `make run`: a laptop without npm can still serve.
-install-node: $(TS_STAMP)
+install-node: $(TS_STAMP) $(TOOLS_STAMP)
 
 run: install
 	$(BIN)/modelmux serve
@@ -55,4 +62,4 @@ docs: install
 	$(BIN)/python -m modelmux.config_reference
 
 clean:
-	rm -rf $(VENV) build *.egg-info $(TS_EXAMPLES)/node_modules $(TS_EXAMPLES)/dist
+	rm -rf $(VENV) build *.egg-info $(TS_EXAMPLES)/node_modules $(TS_EXAMPLES)/dist tools/node_modules
