@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import posixpath
+import re
 import subprocess
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
@@ -229,3 +230,19 @@ def test_the_plain_manifests(image_env: dict[str, str], tmp_path: Path, validate
     chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
     values = yaml.safe_load((CHART / "values.yaml").read_text())
     assert image == f"{values['image']['repository']}:{chart['appVersion']}", "the chart and the manifests agree"
+
+
+def test_every_chart_value_is_documented_and_every_documented_value_exists() -> None:
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    doc = (ROOT / "docs" / "deployment" / "kubernetes.md").read_text()
+    table = doc.split("### Values", 1)[1].split("\n## ", 1)[0]
+    for key in values:
+        assert f"`{key}`" in table or f"`{key}." in table, f"values.yaml key {key} is not in the Values table"
+    for row in table.splitlines():
+        if not row.startswith("| `"):
+            continue
+        for path in re.findall(r"`([A-Za-z][\w.]*)`", row.split("|")[1]):
+            node: Any = values
+            for part in path.split("."):
+                assert isinstance(node, dict) and part in node, f"docs list {path}, which values.yaml lacks"
+                node = node[part]
