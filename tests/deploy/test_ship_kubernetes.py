@@ -1,6 +1,6 @@
 """The Helm chart (deploy/helm/modelmux) and the plain manifests (deploy/kubernetes) as a cluster gets them.
 
-No cluster here: the real helm binary (tools/package.json, installed by `make install`) lints the
+No cluster here: the real helm binary (tools/package.json, installed by `make install-node`) lints the
 chart and renders it with several sets of values; every document must parse as YAML and carry what
 running ModelMux on Kubernetes needs: probes on the health endpoints, port 3000, the TOML from a
 ConfigMap mounted where MODELMUX_CONFIG_FILE points (and passing `modelmux config validate` with
@@ -57,7 +57,7 @@ CASES: dict[str, dict[str, Any]] = {
 
 
 def helm(*args: str) -> str:
-    assert HELM.exists(), f"{HELM} is missing: run `make install` (needs npm)"
+    assert HELM.exists(), f"{HELM} is missing: run `make install-node` (needs npm)"
     result = subprocess.run([str(HELM), *args], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, f"helm {' '.join(args)}:\n{result.stdout}{result.stderr}"
     return result.stdout
