@@ -48,14 +48,31 @@ test: install install-node
 	$(BIN)/python -m pytest -q
 
 lint: install
-	$(BIN)/ruff check modelmux plugins tests examples
-	$(BIN)/ruff format --check modelmux plugins tests examples
+	$(BIN)/ruff check modelmux plugins tests examples bench
+	$(BIN)/ruff format --check modelmux plugins tests examples bench
 
 typecheck: install
 	$(BIN)/mypy modelmux $(foreach p,$(PLUGIN_DIRS),$(patsubst %/__init__.py,%,$(wildcard $(p)/modelmux_*/__init__.py)))
+	$(BIN)/mypy bench/*.py
 
-bench: install
-	$(BIN)/python bench/run.py --gateway --clients aiohttp --concurrency 1,32 --repeat 3
+# The benchmark (docs/performance.md): about 10 minutes; `make bench BENCH_ARGS=--quick` for a 2-minute look.
+# wrk, the load generator, is a Debian package: installed here when missing (as root, or through sudo).
+BENCH_STAMP := $(VENV)/.bench-installed
+WRK_INSTALL := apt-get install -y --no-install-recommends wrk || (apt-get update && apt-get install -y --no-install-recommends wrk)
+
+$(BENCH_STAMP): $(STAMP) pyproject.toml
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -e '.[bench]'
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
+	@command -v wrk >/dev/null 2>&1 || { \
+		echo "make bench: wrk is missing; installing the Debian package wrk"; \
+		if [ "$$(id -u)" = 0 ]; then DEBIAN_FRONTEND=noninteractive sh -c '$(WRK_INSTALL)'; \
+		elif command -v sudo >/dev/null 2>&1; then sudo DEBIAN_FRONTEND=noninteractive sh -c '$(WRK_INSTALL)'; \
+		else false; fi; } || { \
+		echo "make bench: could not install wrk. Install it (Debian/Ubuntu: sudo apt-get install wrk) and retry." >&2; \
+		exit 1; }
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 # Generated documentation: docs/reference/configuration.md from the settings models.
 docs: install

@@ -1,14 +1,17 @@
-"""Bare FastAPI forwarder used to compare async HTTP clients for upstream calls.
+"""Bare FastAPI forwarder: the cost of forwarding, with nothing else, as the bar for ModelMux.
 
-One route, ``POST /v1/chat/completions``: read the raw body, forward it to the
-upstream, and return the answer (streamed back with ``StreamingResponse`` when
-the request has ``"stream": true``). Nothing else - no auth, no logging, no
-body rewriting - so the difference between runs is the upstream client.
+Any ``POST`` path is read raw and sent to the same path on the upstream with one pooled
+client; the answer is returned as it is (streamed back with ``StreamingResponse`` when
+the request has ``"stream": true``). Only ``content-type`` and ``authorization`` are
+forwarded. No auth, no logging, no metrics, no body rewriting: this is what the gateway's
+features and translation are measured against.
+
+``--client aiohttp`` (default; what ModelMux uses) or ``--client httpx`` (httpx's own
+transport; the comparison in docs/performance.md that chose aiohttp).
 
 Usage::
 
-    python bench/forwarder.py --client aiohttp --port 18001 \
-        --upstream http://127.0.0.1:18000
+    python bench/forwarder.py --port 18001 --upstream http://127.0.0.1:18000
 """
 
 from __future__ import annotations
@@ -16,82 +19,42 @@ from __future__ import annotations
 import argparse
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Protocol
+from typing import Any, Protocol
 
 import aiohttp
-import httpx
 import orjson
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import Response, StreamingResponse
-from httpx_aiohttp import AiohttpTransport
 
-CLIENTS = ("httpx", "httpx-aiohttp", "aiohttp")
-PATH = "/v1/chat/completions"
+CLIENTS = ("aiohttp", "httpx")
 MAX_CONNECTIONS = 1000
 TIMEOUT_S = 60.0
-FORWARD_HEADERS = {"content-type": "application/json"}
+FORWARDED = ("content-type", "authorization")
 
 
 class Upstream(Protocol):
-    async def post(self, body: bytes) -> Response: ...
-    async def stream(self, body: bytes) -> Response: ...
+    async def post(self, url: str, body: bytes, headers: dict[str, str]) -> Response: ...
+    async def stream(self, url: str, body: bytes, headers: dict[str, str]) -> Response: ...
     async def aclose(self) -> None: ...
-
-
-def _aiohttp_session() -> aiohttp.ClientSession:
-    connector = aiohttp.TCPConnector(limit=MAX_CONNECTIONS, limit_per_host=0, keepalive_timeout=60)
-    return aiohttp.ClientSession(
-        connector=connector,
-        timeout=aiohttp.ClientTimeout(total=TIMEOUT_S),
-        auto_decompress=False,
-    )
-
-
-class HttpxUpstream:
-    """One pooled httpx.AsyncClient, on its default transport or on httpx-aiohttp's."""
-
-    def __init__(self, url: str, aiohttp_transport: bool) -> None:
-        self.url = url
-        limits = httpx.Limits(max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_CONNECTIONS)
-        transport = AiohttpTransport(client=_aiohttp_session) if aiohttp_transport else None
-        self.client = httpx.AsyncClient(limits=limits, timeout=TIMEOUT_S, transport=transport, trust_env=False)
-
-    async def post(self, body: bytes) -> Response:
-        r = await self.client.post(self.url, content=body, headers=FORWARD_HEADERS)
-        return Response(r.content, r.status_code, media_type=r.headers.get("content-type"))
-
-    async def stream(self, body: bytes) -> Response:
-        req = self.client.build_request("POST", self.url, content=body, headers=FORWARD_HEADERS)
-        r = await self.client.send(req, stream=True)
-
-        async def relay() -> AsyncIterator[bytes]:
-            try:
-                async for chunk in r.aiter_raw():
-                    yield chunk
-            finally:
-                await r.aclose()
-
-        return StreamingResponse(relay(), r.status_code, media_type=r.headers.get("content-type"))
-
-    async def aclose(self) -> None:
-        await self.client.aclose()
 
 
 class AiohttpUpstream:
     """One pooled aiohttp.ClientSession."""
 
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.session = _aiohttp_session()
+    def __init__(self) -> None:
+        connector = aiohttp.TCPConnector(limit=MAX_CONNECTIONS, limit_per_host=0, keepalive_timeout=60)
+        self.session = aiohttp.ClientSession(
+            connector=connector, timeout=aiohttp.ClientTimeout(total=TIMEOUT_S), auto_decompress=False
+        )
 
-    async def post(self, body: bytes) -> Response:
-        async with self.session.post(self.url, data=body, headers=FORWARD_HEADERS) as r:
+    async def post(self, url: str, body: bytes, headers: dict[str, str]) -> Response:
+        async with self.session.post(url, data=body, headers=headers) as r:
             content = await r.read()
             return Response(content, r.status, media_type=r.content_type)
 
-    async def stream(self, body: bytes) -> Response:
-        r = await self.session.post(self.url, data=body, headers=FORWARD_HEADERS)
+    async def stream(self, url: str, body: bytes, headers: dict[str, str]) -> Response:
+        r = await self.session.post(url, data=body, headers=headers)
 
         async def relay() -> AsyncIterator[bytes]:
             try:
@@ -106,40 +69,66 @@ class AiohttpUpstream:
         await self.session.close()
 
 
-def make_upstream(client: str, url: str) -> Upstream:
-    if client == "aiohttp":
-        return AiohttpUpstream(url)
-    return HttpxUpstream(url, aiohttp_transport=client == "httpx-aiohttp")
+class HttpxUpstream:
+    """One pooled httpx.AsyncClient on httpx's default transport."""
+
+    def __init__(self) -> None:
+        import httpx
+
+        limits = httpx.Limits(max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_CONNECTIONS)
+        self.client = httpx.AsyncClient(limits=limits, timeout=TIMEOUT_S, trust_env=False)
+
+    async def post(self, url: str, body: bytes, headers: dict[str, str]) -> Response:
+        r = await self.client.post(url, content=body, headers=headers)
+        return Response(r.content, r.status_code, media_type=r.headers.get("content-type"))
+
+    async def stream(self, url: str, body: bytes, headers: dict[str, str]) -> Response:
+        r = await self.client.send(self.client.build_request("POST", url, content=body, headers=headers), stream=True)
+
+        async def relay() -> AsyncIterator[bytes]:
+            try:
+                async for chunk in r.aiter_raw():
+                    yield chunk
+            finally:
+                await r.aclose()
+
+        return StreamingResponse(relay(), r.status_code, media_type=r.headers.get("content-type"))
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
 
 
 def create_app(client: str, upstream_base: str) -> FastAPI:
-    url = upstream_base.rstrip("/") + PATH
-    holder: dict[str, Upstream] = {}
+    base = upstream_base.rstrip("/")
+    holder: dict[str, Any] = {}
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        holder["up"] = make_upstream(client, url)  # created inside the server's event loop
+        # Created inside the server's event loop.
+        holder["up"] = AiohttpUpstream() if client == "aiohttp" else HttpxUpstream()
         yield
         await holder["up"].aclose()
 
     app = FastAPI(lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
 
-    @app.post(PATH)
-    async def chat_completions(request: Request) -> Response:
+    @app.post("/{path:path}")
+    async def forward(request: Request, path: str) -> Response:
         body = await request.body()
-        up = holder["up"]
+        up: Upstream = holder["up"]
         try:
             wants_stream = orjson.loads(body).get("stream") is True
         except (orjson.JSONDecodeError, AttributeError):
             return Response(b'{"error":"invalid JSON body"}', 400, media_type="application/json")
-        return await (up.stream(body) if wants_stream else up.post(body))
+        headers = {k: v for k in FORWARDED if (v := request.headers.get(k)) is not None}
+        url = f"{base}/{path}"
+        return await (up.stream(url, body, headers) if wants_stream else up.post(url, body, headers))
 
     return app
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--client", choices=CLIENTS, default="httpx")
+    ap.add_argument("--client", choices=CLIENTS, default="aiohttp")
     ap.add_argument("--upstream", default="http://127.0.0.1:18000", help="upstream base URL")
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=18001)
