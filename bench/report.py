@@ -139,7 +139,8 @@ def startup_section(runs: list[Result]) -> tuple[str, list[str]]:
         label = "every installed plugin (default)" if plugins == "all" else f"only {plugins} (MODELMUX_LOAD_PLUGINS)"
         check = f"< {MAX_STARTUP_S} s {verdict(med < MAX_STARTUP_S)}" if plugins == "all" else "-"
         times = ", ".join(f"{r['seconds']:.2f}" for r in rows)
-        lines.append(f"| {label} | {med:.2f} | {times} | {median(r['rss_mb'] for r in rows):.1f} | {check} |")
+        cpu, rss = median(r["cpu_s"] for r in rows), median(r["rss_mb"] for r in rows)
+        lines.append(f"| {label} | {med:.2f} | {times} | {cpu:.2f} | {rss:.1f} | {check} |")
         if plugins == "all" and med >= MAX_STARTUP_S:
             misses.append(f"startup: median {med:.2f} s (target < {MAX_STARTUP_S} s)")
     return "\n".join(lines), misses
