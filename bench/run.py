@@ -563,7 +563,11 @@ def main() -> int:
     result["wall_seconds"] = round(time.perf_counter() - t0, 1)
 
     if result["sweep"]:
-        title = f"ModelMux vs bare aiohttp forwarder, {result['machine']['cpus']} x {result['machine']['cpu']}, {stamp}"
+        m, loads = result["machine"], [r["load1"] for r in result["sweep"]]
+        title = (
+            f"ModelMux vs bare {args.bare_client} forwarder, {m['cpus']} x {m['cpu']}, {stamp}, "
+            f"load average {min(loads):.1f} to {max(loads):.1f}"
+        )
         report.plot(result["sweep"], png, title)
     text, misses = render(result, os.path.relpath(png, args.results) if result["sweep"] else None)
     result["missed_targets"] = misses
