@@ -55,7 +55,7 @@ typecheck: install
 	$(BIN)/mypy modelmux $(foreach p,$(PLUGIN_DIRS),$(patsubst %/__init__.py,%,$(wildcard $(p)/modelmux_*/__init__.py)))
 	$(BIN)/mypy bench/*.py
 
-# The benchmark (docs/performance.md): about 10 minutes; `make bench BENCH_ARGS=--quick` for a 2-minute look.
+# The benchmark (docs/performance.md): about 11 minutes; `make bench BENCH_ARGS=--quick` for a 2-3 minute look.
 # wrk, the load generator, is a Debian package: installed here when missing (as root, or through sudo).
 BENCH_STAMP := $(VENV)/.bench-installed
 WRK_INSTALL := apt-get install -y --no-install-recommends wrk || (apt-get update && apt-get install -y --no-install-recommends wrk)
