@@ -200,31 +200,62 @@ class _SourceStream(EventStream):
 
 
 class DictEventStream(_SourceStream):
-    """A stream a provider builds itself, one dict per event."""
+    """A stream a provider builds itself, one dict per event.
+
+    With ``batched=True`` the source yields lists of dicts instead: everything one
+    network read of the upstream produced. ``sse()`` then writes each batch to the
+    client at once (one ASGI message, not one per chunk), as a byte-forwarding proxy
+    would; a batch is never held back to wait for more.
+    """
 
     def __init__(
         self,
-        source: AsyncIterator[dict[str, Any]],
+        source: AsyncIterator[dict[str, Any]] | AsyncIterator[list[dict[str, Any]]],
         *,
         kind: Literal["chat", "responses"] = "chat",
         on_close: CloseFn | None = None,
         headers: dict[str, str] | None = None,
+        batched: bool = False,
     ) -> None:
         super().__init__(source, kind, on_close, headers)
+        self._batched = batched
 
     async def events(self) -> AsyncIterator[dict[str, Any]]:
-        async for item in self._source:
-            usage = item.get("usage") if self.kind == "chat" else None
-            if usage:
-                self.usage = usage
-            yield item
+        chat = self.kind == "chat"
+        async for batch in self._source if self._batched else _one_each(self._source):
+            for item in batch:
+                if chat:
+                    usage = item.get("usage")
+                    if usage:
+                        self.usage = usage
+                yield item
 
     async def sse(self) -> AsyncIterator[bytes]:
-        responses = self.kind == "responses"
-        async for item in self.events():
-            yield encode(item, item.get("type") if responses else None)
-        if not responses:
-            yield DONE_FRAME
+        if self.kind == "responses":
+            async for batch in self._source if self._batched else _one_each(self._source):
+                yield b"".join([encode(item, item.get("type")) for item in batch])
+            return
+        # chat: the hot path of every translating provider, so the frames are built inline.
+        dumps = orjson.dumps
+        if self._batched:
+            async for batch in self._source:
+                if not batch:
+                    continue
+                for item in batch:
+                    if item.get("usage"):
+                        self.usage = item["usage"]
+                yield b"data: " + b"\n\ndata: ".join([dumps(item) for item in batch]) + b"\n\n"
+        else:
+            async for item in self._source:
+                if item.get("usage"):
+                    self.usage = item["usage"]
+                yield b"data: " + dumps(item) + b"\n\n"
+        yield DONE_FRAME
+
+
+async def _one_each(source: AsyncIterator[dict[str, Any]]) -> AsyncIterator[list[dict[str, Any]]]:
+    async for item in source:
+        yield [item]
 
 
 _USAGE_MARKERS = (b'"usage":{', b'"usage": {')

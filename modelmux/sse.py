@@ -23,31 +23,49 @@ class SSEEvent:
 
 
 class SSEParser:
-    """Feed bytes, get complete events. Handles ``\\n``, ``\\r\\n`` and ``\\r`` line ends."""
+    """Feed bytes, get complete events. Handles ``\\n``, ``\\r\\n`` and ``\\r`` line ends.
+
+    ``feed`` gives ``SSEEvent``s; ``feed_data`` gives only each event's data, for
+    consumers whose payload names its own type (Anthropic's), and skips building
+    the event objects.
+    """
 
     __slots__ = ("_buf",)
 
     def __init__(self) -> None:
         self._buf = b""
 
-    def feed(self, chunk: bytes) -> list[SSEEvent]:
+    def _blocks(self, chunk: bytes) -> list[bytes]:
         buf = self._buf + chunk if self._buf else chunk
         if b"\r" in buf:
             buf = buf.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-        events: list[SSEEvent] = []
-        start = 0
-        while True:
-            end = buf.find(b"\n\n", start)
-            if end < 0:
-                break
-            ev = _parse_block(buf[start:end])
-            if ev is not None:
-                events.append(ev)
-            start = end + 2
-        self._buf = buf[start:]
+        blocks = buf.split(b"\n\n")
+        self._buf = blocks.pop()  # the unfinished rest (b"" after a complete event)
         if len(self._buf) > MAX_EVENT_BYTES:
             raise ValueError("server-sent event larger than 16 MiB")
-        return events
+        return blocks
+
+    def feed(self, chunk: bytes) -> list[SSEEvent]:
+        return [ev for ev in map(_parse_block, self._blocks(chunk)) if ev is not None]
+
+    def feed_data(self, chunk: bytes) -> list[bytes]:
+        """The data of each complete event (an event with only a name has ``b""``)."""
+        out: list[bytes] = []
+        for block in self._blocks(chunk):
+            # Fast path for the two shapes upstreams send: "data: X" and "event: E\ndata: X".
+            if block.startswith(b"data: "):
+                if b"\n" not in block:
+                    out.append(block[6:])
+                    continue
+            elif block.startswith(b"event:"):
+                name_end = block.find(b"\n")
+                if block.startswith(b"data: ", name_end + 1) and block.find(b"\n", name_end + 1) < 0:
+                    out.append(block[name_end + 7 :])
+                    continue
+            ev = _parse_block(block)
+            if ev is not None:
+                out.append(ev.data)
+        return out
 
     def flush(self) -> list[SSEEvent]:
         """Whatever is left when the stream ends (an event without its closing blank line)."""

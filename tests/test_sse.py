@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
 from modelmux.errors import UpstreamError
-from modelmux.provider import RawEventStream
+from modelmux.provider import DictEventStream, RawEventStream
 from modelmux.sse import SSEParser
 
 
@@ -30,6 +31,45 @@ def test_event_without_final_blank_line_is_flushed() -> None:
     parser = SSEParser()
     assert parser.feed(b"data: last") == []
     assert [e.data for e in parser.flush()] == [b"last"]
+
+
+def test_feed_data_gives_each_events_data_in_every_shape() -> None:
+    parser = SSEParser()
+    wire = (
+        b'event: message_start\ndata: {"a":1}\n\n'  # Anthropic's shape
+        b'data: {"b":2}\n\n'  # OpenAI's shape
+        b": keepalive\n\n"  # a comment: no event
+        b'data:{"c":3}\n\n'  # no space after the colon
+        b"event: x\ndata: line1\ndata: line2\n\n"  # multi-line data
+        b"event: only-a-name\n\n"
+        b'id: 7\ndata: {"d":4}\n\n'  # other fields are ignored
+        b'data: {"e":'  # unfinished: kept for the next read
+    )
+    payloads = [b'{"a":1}', b'{"b":2}', b'{"c":3}', b"line1\nline2", b"", b'{"d":4}']
+    assert parser.feed_data(wire) == payloads
+    assert parser.feed_data(b"5}\r\n\r\n") == [b'{"e":5}']
+    assert [e.data for e in SSEParser().feed(wire)] == payloads
+
+
+async def _dicts(*batches: list[dict[str, Any]]) -> AsyncIterator[list[dict[str, Any]]]:
+    for batch in batches:
+        yield batch
+
+
+async def test_batched_dict_stream_writes_each_batch_at_once() -> None:
+    usage = {"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3}
+    batches = ([{"n": 1}, {"n": 2}], [], [{"n": 3}, {"choices": [], "usage": usage}])
+    stream = DictEventStream(_dicts(*batches), batched=True)
+    frames = [f async for f in stream.sse()]
+    assert frames == [
+        b'data: {"n":1}\n\ndata: {"n":2}\n\n',
+        b'data: {"n":3}\n\ndata: {"choices":[],"usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3}}\n\n',
+        b"data: [DONE]\n\n",
+    ]
+    assert stream.usage == usage
+    decoded = DictEventStream(_dicts(*batches), batched=True)
+    assert [e async for e in decoded.events()] == [{"n": 1}, {"n": 2}, {"n": 3}, {"choices": [], "usage": usage}]
+    assert decoded.usage == usage
 
 
 async def _chunks(*parts: bytes) -> AsyncIterator[bytes]:

@@ -9,6 +9,9 @@ upstream needs (``anthropic_version``, ``model``, URL, auth) to ``plan.body``.
     ...
     completion = from_anthropic(message, plan, model=request.public_model)
     chunks = stream_from_anthropic(events, plan, model=request.public_model)
+    # or, a whole network read at a time (see AnthropicStream):
+    stream = AnthropicStream(plan, model=request.public_model)
+    done = stream.feed(event, out)  # appends that event's chunks to the list ``out``
 """
 
 from modelmux.translate.anthropic.errors import error_from_event, error_type_to_exception
@@ -21,7 +24,7 @@ from modelmux.translate.anthropic.request import (
     to_anthropic,
 )
 from modelmux.translate.anthropic.response import FINISH_REASONS, from_anthropic, usage_from_anthropic
-from modelmux.translate.anthropic.stream import stream_from_anthropic
+from modelmux.translate.anthropic.stream import AnthropicStream, stream_from_anthropic
 
 __all__ = [
     "DEFAULT_MAX_TOKENS",
@@ -30,6 +33,7 @@ __all__ = [
     "JSON_TOOL_NAME",
     "THINKING_BUDGETS",
     "AnthropicPlan",
+    "AnthropicStream",
     "error_from_event",
     "error_type_to_exception",
     "from_anthropic",

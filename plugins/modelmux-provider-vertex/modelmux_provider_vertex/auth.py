@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from typing import Any
 
 import google.auth
@@ -25,6 +26,9 @@ ADC_FIX = (
     "set credentials_file to a service-account key, set GOOGLE_APPLICATION_CREDENTIALS, "
     "or run: gcloud auth application-default login"
 )
+#: How long headers of a token google-auth called valid are reused before it is asked again.
+#: Far inside its refresh threshold (225 s before expiry), so a reused token is never stale.
+RECHECK_SECONDS = 10.0
 
 
 class _TimedRequest(google.auth.transport.requests.Request):
@@ -64,6 +68,8 @@ class GoogleAuth:
         self.project: str | None = None
         self.refreshes = 0
         self._lock = asyncio.Lock()
+        self._headers: dict[str, str] | None = None
+        self._headers_until = 0.0
         self._transport = _TimedRequest(timeout)
         if credentials_file:
             self.credentials, self.project = load_service_account(credentials_file)
@@ -100,7 +106,12 @@ class GoogleAuth:
                 ) from exc
 
     async def headers(self) -> dict[str, str]:
-        """``authorization`` (and ``x-goog-user-project`` for user credentials with a quota project)."""
+        """``authorization`` (and ``x-goog-user-project`` for user credentials with a quota project).
+
+        A new dict each call (the caller adds its own headers); O(1) while the token is cached.
+        """
+        if self._headers is not None and time.monotonic() < self._headers_until:
+            return dict(self._headers)
         await self.ensure_loaded()
         creds = self.credentials
         if not creds.valid:
@@ -109,6 +120,8 @@ class GoogleAuth:
                     await self._refresh(creds)
         headers: dict[str, str] = {}
         creds.apply(headers)
+        if creds.valid:  # a token already inside the refresh window is refreshed on every use
+            self._headers, self._headers_until = dict(headers), time.monotonic() + RECHECK_SECONDS
         return headers
 
     async def _refresh(self, creds: Any) -> None:

@@ -16,16 +16,17 @@ from urllib.parse import quote
 import aiohttp
 import orjson
 
-from modelmux.errors import UpstreamAuthError, UpstreamError, UpstreamRequestError
+from modelmux.errors import ModelMuxError, UpstreamAuthError, UpstreamError, UpstreamRequestError
 from modelmux.http import probe_timeout, timeout_for, upstream_errors
 from modelmux.provider import Check, Completion, DictEventStream, EventStream, Host, Provider, UpstreamRequest
 from modelmux.sse import SSEParser
-from modelmux.translate.anthropic import AnthropicPlan, from_anthropic, stream_from_anthropic, to_anthropic
+from modelmux.translate.anthropic import AnthropicPlan, AnthropicStream, from_anthropic, to_anthropic
 from modelmux_provider_vertex.auth import ADC_FIX, GoogleAuth
 from modelmux_provider_vertex.errors import vertex_error
 from modelmux_provider_vertex.settings import VertexSettings
 
 ANTHROPIC_VERSION = "vertex-2023-10-16"
+URL_CACHE_SIZE = 1024
 
 
 def vertex_base_url(region: str) -> str:
@@ -41,6 +42,9 @@ class VertexProvider(Provider):
         super().__init__(name, settings, host)
         self.auth = GoogleAuth(name, settings.credentials_file, settings.timeout_seconds)
         self.base_url = (settings.base_url or vertex_base_url(settings.region)).rstrip("/")
+        self._timeouts = {stream: timeout_for(settings, stream=stream) for stream in (False, True)}
+        #: (model, stream) -> URL; bounded, as clients may name any PROVIDER/MODEL.
+        self._urls: dict[tuple[str, bool], str] = {}
 
     @property
     def project(self) -> str | None:
@@ -57,6 +61,14 @@ class VertexProvider(Provider):
         return project
 
     def url(self, model: str, *, stream: bool) -> str:
+        url = self._urls.get((model, stream))
+        if url is None:
+            url = self._url(model, stream)
+            if len(self._urls) < URL_CACHE_SIZE and self.auth.credentials is not None:  # project is final
+                self._urls[model, stream] = url
+        return url
+
+    def _url(self, model: str, stream: bool) -> str:
         method = "streamRawPredict" if stream else "rawPredict"
         region = self.settings.region
         return (
@@ -106,7 +118,7 @@ class VertexProvider(Provider):
                 url,
                 data=orjson.dumps(payload),
                 headers=headers,
-                timeout=timeout_for(self.settings, stream=request.stream),
+                timeout=self._timeouts[request.stream],
             )
             if resp.status != 200:
                 try:
@@ -121,12 +133,12 @@ class VertexProvider(Provider):
                     resp.release()
         if not request.stream:
             return self._completion(raw, plan, request.public_model)
-        chunks = stream_from_anthropic(self._events(resp), plan, model=request.public_model, provider=self.name)
+        translation = AnthropicStream(plan, model=request.public_model, provider=self.name)
 
         async def close() -> None:
             resp.close()  # a stream ended early must not return a half-read connection to the pool
 
-        return DictEventStream(chunks, on_close=close)
+        return DictEventStream(self._chunks(resp, translation), on_close=close, batched=True)
 
     def _completion(self, raw: bytes, plan: AnthropicPlan, model: str) -> Completion:
         try:
@@ -135,15 +147,39 @@ class VertexProvider(Provider):
             raise UpstreamError(f"provider {self.name}: Vertex AI answered invalid JSON: {exc}") from exc
         return Completion(data=from_anthropic(message, plan, model=model, provider=self.name))
 
-    async def _events(self, resp: aiohttp.ClientResponse) -> AsyncIterator[dict[str, Any]]:
-        """Anthropic stream events, decoded; bytes are split into events before decoding."""
+    async def _chunks(
+        self, resp: aiohttp.ClientResponse, translation: AnthropicStream
+    ) -> AsyncIterator[list[dict[str, Any]]]:
+        """The chat chunks of each network read, translated as the events arrive.
+
+        Bytes are split into events before decoding (a character cut across reads
+        stays intact). Everything one read held goes out as one batch, so a burst of
+        small events costs one trip through the host's stream layers, not one each.
+        """
         parser = SSEParser()
+        feed, decode = translation.feed, self._decode
         async with upstream_errors(self.name):
-            async for chunk in resp.content.iter_any():
-                for ev in parser.feed(chunk):
-                    yield self._decode(ev.data)
+            async for data in resp.content.iter_any():
+                out: list[dict[str, Any]] = []
+                try:
+                    for payload in parser.feed_data(data):
+                        if feed(decode(payload), out):
+                            break
+                except ModelMuxError:
+                    if out:  # what came before the upstream's error still reaches the client
+                        yield out
+                    raise
+                if out:
+                    yield out
+                if translation.done:
+                    return
+            out = []
             for ev in parser.flush():
-                yield self._decode(ev.data)
+                if feed(decode(ev.data), out):
+                    break
+            if out:
+                yield out
+        translation.finish()
 
     def _decode(self, data: bytes) -> dict[str, Any]:
         try:

@@ -276,6 +276,28 @@ def test_error_event_mid_stream_raises_in_the_sdk(client: openai.OpenAI) -> None
     assert "".join(c.choices[0].delta.content or "" for c in received if c.choices) == "Partial answer"
 
 
+def test_events_arriving_in_one_network_read_give_the_same_chunks(client: openai.OpenAI, fake: Any) -> None:
+    def chunks() -> list[dict[str, Any]]:
+        stream = client.chat.completions.create(
+            model="claude-sonnet", messages=hi(), stream=True, stream_options={"include_usage": True}
+        )
+        return [c.model_dump(exclude={"created"}) for c in stream]
+
+    one_write_per_event = chunks()
+    fake.stream_write_size = 1 << 20  # the whole answer in one write: the gateway reads it as one burst
+    assert chunks() == one_write_per_event
+    assert len(one_write_per_event) == 6  # role, three texts, finish, usage: none merged or lost
+
+
+def test_error_event_in_the_same_read_as_text_keeps_the_text(client: openai.OpenAI, fake: Any) -> None:
+    fake.stream_write_size = 1 << 20
+    received = []
+    with pytest.raises(openai.APIError, match="Overloaded"):
+        for chunk in client.chat.completions.create(model="claude/error_mid@1", messages=hi(), stream=True):
+            received.append(chunk)
+    assert "".join(c.choices[0].delta.content or "" for c in received if c.choices) == "Partial answer"
+
+
 def test_dropped_connection_raises_in_the_sdk(client: openai.OpenAI) -> None:
     with pytest.raises(openai.APIError, match="provider claude"):
         list(client.chat.completions.create(model="claude/cut@1", messages=hi(), stream=True))
