@@ -9,26 +9,37 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import tomli_w
-from rich.console import Console
-from rich.markup import escape  # messages hold [table] names, not markup
-from rich.prompt import Prompt
-from rich.table import Table
 
 from modelmux import __version__
 from modelmux.config import Config, ConfigError, load_config, redact
 from modelmux.plugins import Plugins, load_plugins
 from modelmux.provider import Check
 
-console = Console()
-err_console = Console(stderr=True)
+if TYPE_CHECKING:
+    from rich.console import Console
+
+
+@functools.cache
+def _console(stderr: bool = False) -> Console:
+    """rich is imported by the commands that print, not by ``serve`` on its way to serving."""
+    from rich.console import Console
+
+    return Console(stderr=stderr)
+
+
+def escape(text: str) -> str:
+    """Messages hold [table] names, not rich markup."""
+    from rich.markup import escape as rich_escape
+
+    return rich_escape(text)
 
 
 def _fail(message: str, code: int = 1) -> None:
-    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    _console(stderr=True).print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     sys.exit(code)
 
 
@@ -44,7 +55,9 @@ def _load(config_path: str | None) -> tuple[Plugins, Config]:
         return plugins, load_config(config_path, plugins.registry)
     except ConfigError as exc:
         for problem in exc.problems:
-            err_console.print(f"[bold red]config error:[/] {escape(problem)}", highlight=False, soft_wrap=True)
+            _console(stderr=True).print(
+                f"[bold red]config error:[/] {escape(problem)}", highlight=False, soft_wrap=True
+            )
         sys.exit(2)
 
 
@@ -120,6 +133,7 @@ def serve(config_path: str | None, host: str | None, port: int | None, workers: 
             log_config=None,
             log_level=server.log_level,
             access_log=False,
+            ws="none",  # no WebSocket routes: skips importing a WebSocket implementation
             # uvicorn types it int; it is a timeout in seconds and takes fractions as well.
             timeout_graceful_shutdown=server.shutdown_timeout_seconds,  # type: ignore[arg-type]
         )
@@ -179,7 +193,9 @@ def config_init(preset: str | None, non_interactive: bool, output: str, force: b
         if non_interactive:
             preset = "echo"
         else:
-            preset = Prompt.ask("Preset", choices=sorted(presets), default="echo", console=console)
+            from rich.prompt import Prompt
+
+            preset = Prompt.ask("Preset", choices=sorted(presets), default="echo", console=_console())
     if preset not in presets:
         _fail(f"unknown preset {preset!r}. Installed presets: {', '.join(sorted(presets))}.")
     path = Path(output)
@@ -188,7 +204,9 @@ def config_init(preset: str | None, non_interactive: bool, output: str, force: b
     text = presets[preset].render({"interactive": not non_interactive})
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
-    console.print(f"wrote [bold]{path}[/] (preset {preset}). Check it with: modelmux config validate --config {path}")
+    _console().print(
+        f"wrote [bold]{path}[/] (preset {preset}). Check it with: modelmux config validate --config {path}"
+    )
 
 
 @config_group.command("show")
@@ -199,12 +217,14 @@ def config_show(config_path: str | None, sources: bool) -> None:
     _, config = _load(config_path)
     data: dict[str, Any] = config.settings.model_dump(mode="json", exclude_none=True)
     data["providers"] = {n: p.model_dump(mode="json", exclude_none=True) for n, p in config.providers.items()}
-    console.print(tomli_w.dumps(redact(data)), highlight=False, markup=False)
+    _console().print(tomli_w.dumps(redact(data)), highlight=False, markup=False)
     if sources:
+        from rich.table import Table
+
         table = Table("key", "source")
         for key, origin in sorted(config.sources.items()):
             table.add_row(key, origin)
-        console.print(table)
+        _console().print(table)
 
 
 @config_group.command("validate")
@@ -213,18 +233,22 @@ def config_validate(config_path: str | None) -> None:
     """Check the configuration; exit status 0 when it is valid."""
     _, config = _load(config_path)
     where = config.path or "no file (echo provider only)"
-    console.print(f"[green]ok[/]: {where}: {len(config.providers)} provider(s), {len(config.settings.models)} model(s)")
+    _console().print(
+        f"[green]ok[/]: {where}: {len(config.providers)} provider(s), {len(config.settings.models)} model(s)"
+    )
 
 
 @main.command("plugins")
 def plugins_cmd() -> None:
     """List installed plugins, what each registers, and load errors."""
+    from rich.table import Table
+
     plugins = _plugins()
     table = Table("name", "version", "package", "registers", "status")
     for info in plugins.infos:
         status = f"[red]error: {info.error}[/]" if info.error else ("built-in" if info.builtin else "ok")
         table.add_row(info.name, info.version, info.distribution, "\n".join(info.registers), status)
-    console.print(table)
+    _console().print(table)
     if plugins.errors:
         sys.exit(1)
 
@@ -241,6 +265,8 @@ def models_cmd(config_path: str | None, provider_name: str | None) -> None:
     """List configured models, or an upstream's models with --provider."""
     plugins, config = _load(config_path)
     if provider_name is None:
+        from rich.table import Table
+
         table = Table("model", "provider", "upstream model", "fallbacks")
         for name, model in sorted(config.settings.models.items()):
             targets = model.targets()
@@ -250,7 +276,7 @@ def models_cmd(config_path: str | None, provider_name: str | None) -> None:
                 ", ".join(d.model for d in targets),
                 ", ".join(model.fallbacks),
             )
-        console.print(table)
+        _console().print(table)
         return
     if provider_name not in config.providers:
         _fail(f"no provider named {provider_name!r}. Configured: {', '.join(sorted(config.providers))}.")
@@ -274,7 +300,7 @@ def models_cmd(config_path: str | None, provider_name: str | None) -> None:
     except ModelMuxError as exc:
         _fail(exc.message)
     for name in names:
-        console.print(name, highlight=False)
+        _console().print(name, highlight=False)
 
 
 def _run_checks(config_path: str | None, topic: str | None) -> None:
@@ -341,6 +367,8 @@ def _run_checks(config_path: str | None, topic: str | None) -> None:
         finally:
             await gw.aclose()
 
+    from rich.table import Table
+
     asyncio.run(gather())
     table = Table("", "where", "check", "detail / fix")
     failed = 0
@@ -351,7 +379,7 @@ def _run_checks(config_path: str | None, topic: str | None) -> None:
         failed += not check.ok
         detail = check.detail if check.ok else f"{check.detail}\n[yellow]fix:[/] {check.fix}"
         table.add_row(mark, where, check.name, detail)
-    console.print(table)
+    _console().print(table)
     if failed:
         _fail(f"{failed} check(s) failed")
 

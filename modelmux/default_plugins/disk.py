@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-import diskcache
 from pydantic import Field
 
 from modelmux import hookimpl
@@ -33,6 +32,8 @@ class DiskStore(StateStore, Cache):
         directory = Path(settings.path).expanduser() if settings.path else default_data_dir() / settings.namespace
         directory.mkdir(parents=True, exist_ok=True)
         self.directory = directory
+        import diskcache  # here, not at discovery: only a disk-backed store needs it
+
         self._cache = diskcache.Cache(
             str(directory),
             size_limit=settings.size_limit_bytes,

@@ -1,12 +1,38 @@
-"""Hook implementations of the bedrock plugin: the provider type and the config preset."""
+"""Hook implementations of the bedrock plugin: the provider type and the config preset.
+
+Discovery imports this module in every ``modelmux`` process, so it stays light:
+botocore and the provider are imported when a ``type = "bedrock"`` provider is made
+or the preset is rendered. A missing botocore still fails here, where discovery
+reports it.
+"""
 
 from __future__ import annotations
 
+from importlib.util import find_spec
+from typing import TYPE_CHECKING, Any
+
 from modelmux import hookimpl
 from modelmux.registry import RegisterPreset, RegisterProvider
-from modelmux_provider_bedrock.preset import detect, render
-from modelmux_provider_bedrock.provider import factory
 from modelmux_provider_bedrock.settings import BedrockSettings
+
+if TYPE_CHECKING:
+    from modelmux.provider import Host
+    from modelmux_provider_bedrock.provider import BedrockProvider
+
+if find_spec("botocore") is None:
+    raise ImportError("botocore is not installed: pip install modelmux-provider-bedrock")
+
+
+def factory(name: str, settings: Any, host: Host) -> BedrockProvider:
+    from modelmux_provider_bedrock.provider import factory as make
+
+    return make(name, settings, host)
+
+
+def render_preset(detected: dict[str, Any]) -> str:
+    from modelmux_provider_bedrock.preset import detect, render
+
+    return render({**detect(), **detected})
 
 
 @hookimpl
@@ -19,5 +45,5 @@ def register_config_presets(register: RegisterPreset) -> None:
     register(
         "bedrock",
         "AWS Bedrock (Converse API); AWS profile and region detected from the environment",
-        lambda detected: render({**detect(), **detected}),
+        render_preset,
     )

@@ -1,12 +1,37 @@
-"""Hook implementations of modelmux-provider-vertex (entry point ``modelmux: vertex``)."""
+"""Hook implementations of modelmux-provider-vertex (entry point ``modelmux: vertex``).
+
+Discovery imports this module in every ``modelmux`` process, so it stays light:
+google-auth and the provider are imported when a ``type = "vertex"`` provider is
+made. A missing google-auth still fails here, where discovery reports it.
+"""
 
 from __future__ import annotations
 
+from importlib.util import find_spec
+from typing import TYPE_CHECKING, Any
+
 from modelmux import hookimpl
 from modelmux.registry import RegisterPreset, RegisterProvider
-from modelmux_provider_vertex.presets import render
-from modelmux_provider_vertex.provider import factory
 from modelmux_provider_vertex.settings import VertexSettings
+
+if TYPE_CHECKING:
+    from modelmux.provider import Host
+    from modelmux_provider_vertex.provider import VertexProvider
+
+if find_spec("google.auth") is None:
+    raise ImportError("google-auth is not installed: pip install modelmux-provider-vertex")
+
+
+def factory(name: str, settings: Any, host: Host) -> VertexProvider:
+    from modelmux_provider_vertex.provider import factory as make
+
+    return make(name, settings, host)
+
+
+def render(detected: dict[str, Any]) -> str:
+    from modelmux_provider_vertex.presets import render as render_preset
+
+    return render_preset(detected)
 
 
 @hookimpl

@@ -1,13 +1,29 @@
-"""Hook implementations: ``redis`` as a state store and as a cache."""
+"""Hook implementations: ``redis`` as a state store and as a cache.
+
+Discovery imports this module in every ``modelmux`` process, so it stays light:
+redis-py is imported when a redis store is made. A missing redis-py still fails
+here, where discovery reports it.
+"""
 
 from __future__ import annotations
 
+from importlib.util import find_spec
+from typing import TYPE_CHECKING
+
 from modelmux import hookimpl
 from modelmux.registry import RegisterCache, RegisterStateStore
-from modelmux_redis.store import RedisSettings, RedisStore
+from modelmux_redis.settings import RedisSettings
+
+if TYPE_CHECKING:
+    from modelmux_redis.store import RedisStore
+
+if find_spec("redis") is None:
+    raise ImportError("redis is not installed: pip install modelmux-redis")
 
 
 def _make(settings: RedisSettings) -> RedisStore:
+    from modelmux_redis.store import RedisStore
+
     return RedisStore(settings)
 
 
