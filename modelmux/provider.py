@@ -205,7 +205,9 @@ class DictEventStream(_SourceStream):
     With ``batched=True`` the source yields lists of dicts instead: everything one
     network read of the upstream produced. ``sse()`` then writes each batch to the
     client at once (one ASGI message, not one per chunk), as a byte-forwarding proxy
-    would; a batch is never held back to wait for more.
+    would; a batch is never held back to wait for more. ``complete``, asked after each
+    batch, says whether the answer is whole (the source will end without yielding
+    again): ``data: [DONE]`` then goes out in the same write as that last batch.
     """
 
     def __init__(
@@ -216,9 +218,11 @@ class DictEventStream(_SourceStream):
         on_close: CloseFn | None = None,
         headers: dict[str, str] | None = None,
         batched: bool = False,
+        complete: Callable[[], bool] | None = None,
     ) -> None:
         super().__init__(source, kind, on_close, headers)
         self._batched = batched
+        self._complete = complete
 
     async def events(self) -> AsyncIterator[dict[str, Any]]:
         chat = self.kind == "chat"
@@ -244,7 +248,13 @@ class DictEventStream(_SourceStream):
                 for item in batch:
                     if item.get("usage"):
                         self.usage = item["usage"]
-                yield b"data: " + b"\n\ndata: ".join([dumps(item) for item in batch]) + b"\n\n"
+                frame = b"data: " + b"\n\ndata: ".join([dumps(item) for item in batch]) + b"\n\n"
+                if self._complete is not None and self._complete():
+                    yield frame + DONE_FRAME
+                    async for _ in self._source:  # ends it (a complete source yields no more)
+                        pass
+                    return
+                yield frame
         else:
             async for item in self._source:
                 if item.get("usage"):

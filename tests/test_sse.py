@@ -67,6 +67,15 @@ async def test_batched_dict_stream_writes_each_batch_at_once() -> None:
         b"data: [DONE]\n\n",
     ]
     assert stream.usage == usage
+    finished = [False]
+
+    async def answer() -> AsyncIterator[list[dict[str, Any]]]:
+        yield [{"n": 1}]
+        finished[0] = True
+        yield [{"n": 2}]
+
+    whole = DictEventStream(answer(), batched=True, complete=lambda: finished[0])
+    assert [f async for f in whole.sse()] == [b'data: {"n":1}\n\n', b'data: {"n":2}\n\ndata: [DONE]\n\n']
     decoded = DictEventStream(_dicts(*batches), batched=True)
     assert [e async for e in decoded.events()] == [{"n": 1}, {"n": 2}, {"n": 3}, {"choices": [], "usage": usage}]
     assert decoded.usage == usage

@@ -138,7 +138,12 @@ class VertexProvider(Provider):
         async def close() -> None:
             resp.close()  # a stream ended early must not return a half-read connection to the pool
 
-        return DictEventStream(self._chunks(resp, translation), on_close=close, batched=True)
+        return DictEventStream(
+            self._chunks(resp, translation),
+            on_close=close,
+            batched=True,
+            complete=lambda: translation.done,  # [DONE] goes out in the same write as the finish chunk
+        )
 
     def _completion(self, raw: bytes, plan: AnthropicPlan, model: str) -> Completion:
         try:
