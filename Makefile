@@ -14,10 +14,13 @@ $(BIN)/python:
 $(BIN)/uv: $(BIN)/python
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv
 
-# Host and every plugin, editable, with their test extras.
+# Host and every plugin, editable, with their test extras. Bytecode is compiled here, not at
+# each start: with PYTHONDONTWRITEBYTECODE set nothing else writes it, and compiling the
+# imports of `modelmux serve` costs more than a second on every start (docs/performance.md).
 $(STAMP): $(BIN)/uv pyproject.toml $(PLUGINS)
-	$(BIN)/uv pip install --quiet --python $(BIN)/python -e '.[test,dev]' \
+	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python -e '.[test,dev]' \
 		$(foreach p,$(PLUGIN_DIRS),-e '$(p)[test]')
+	$(BIN)/python -m compileall -q modelmux $(PLUGIN_DIRS) >/dev/null
 	touch $(STAMP)
 
 install: $(STAMP)
