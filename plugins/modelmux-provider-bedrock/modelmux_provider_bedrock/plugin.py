@@ -19,8 +19,8 @@ if TYPE_CHECKING:
     from modelmux.provider import Host
     from modelmux_provider_bedrock.provider import BedrockProvider
 
-if find_spec("botocore") is None:
-    raise ImportError("botocore is not installed: pip install modelmux-provider-bedrock")
+if find_spec("botocore") is None:  # not installed: fail now, with import's own error, so discovery reports it
+    import botocore  # noqa: F401
 
 
 def factory(name: str, settings: Any, host: Host) -> BedrockProvider:

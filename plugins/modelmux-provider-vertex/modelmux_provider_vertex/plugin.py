@@ -18,8 +18,8 @@ if TYPE_CHECKING:
     from modelmux.provider import Host
     from modelmux_provider_vertex.provider import VertexProvider
 
-if find_spec("google.auth") is None:
-    raise ImportError("google-auth is not installed: pip install modelmux-provider-vertex")
+if find_spec("google.auth") is None:  # not installed: fail now, with import's own error, so discovery reports it
+    import google.auth  # noqa: F401
 
 
 def factory(name: str, settings: Any, host: Host) -> VertexProvider:

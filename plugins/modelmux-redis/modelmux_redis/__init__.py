@@ -20,4 +20,4 @@ def __getattr__(name: str) -> Any:
         from modelmux_redis import store
 
         return getattr(store, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    raise AttributeError(name)

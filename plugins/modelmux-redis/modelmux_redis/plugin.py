@@ -17,8 +17,8 @@ from modelmux_redis.settings import RedisSettings
 if TYPE_CHECKING:
     from modelmux_redis.store import RedisStore
 
-if find_spec("redis") is None:
-    raise ImportError("redis is not installed: pip install modelmux-redis")
+if find_spec("redis") is None:  # not installed: fail now, with import's own error, so discovery reports it
+    import redis  # noqa: F401
 
 
 def _make(settings: RedisSettings) -> RedisStore:
