@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import subprocess
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import openai
 import pytest
@@ -39,3 +41,27 @@ def examples_env() -> Iterator[dict[str, str]]:
             "OPENAI_API_KEY": "sk-examples-key",
             "OPENAI_MODEL": "assistant",
         }
+
+
+ExampleRunner = Callable[[dict[str, list[str]]], Callable[[str], str]]
+
+
+@pytest.fixture(scope="module")
+def run_examples(examples_env: dict[str, str]) -> ExampleRunner:
+    """Runs every example command at the same time (most of each one's time is start-up) and
+    returns a lookup of one example's standard output that fails on a non-zero exit."""
+
+    def run_all(commands: dict[str, list[str]]) -> Callable[[str], str]:
+        def start(argv: list[str]) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(argv, env=examples_env, capture_output=True, text=True, encoding="utf-8", timeout=60)
+
+        with ThreadPoolExecutor(len(commands)) as pool:
+            done = dict(zip(commands, pool.map(start, commands.values()), strict=True))
+
+        def output(name: str) -> str:
+            assert done[name].returncode == 0, done[name].stderr
+            return done[name].stdout
+
+        return output
+
+    return run_all

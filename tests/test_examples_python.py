@@ -4,10 +4,8 @@ real gateway serving echo, and print what they are meant to show."""
 from __future__ import annotations
 
 import re
-import subprocess
 import sys
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -17,27 +15,9 @@ NAMES = ["chat.py", "streaming.py", "tools.py", "responses.py", "structured_outp
 
 
 @pytest.fixture(scope="module")
-def run(examples_env: dict[str, str]) -> Callable[[str], str]:
+def run(run_examples: Callable[[dict[str, list[str]]], Callable[[str], str]]) -> Callable[[str], str]:
     """Every example run once, all at the same time: most of each one's time is importing openai."""
-
-    def start(name: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, str(EXAMPLES / name)],
-            env=examples_env,
-            capture_output=True,
-            text=True,
-            encoding="utf-8",
-            timeout=60,
-        )
-
-    with ThreadPoolExecutor(len(NAMES)) as pool:
-        done = dict(zip(NAMES, pool.map(start, NAMES), strict=True))
-
-    def output(name: str) -> str:
-        assert done[name].returncode == 0, done[name].stderr
-        return done[name].stdout
-
-    return output
+    return run_examples({name: [sys.executable, str(EXAMPLES / name)] for name in NAMES})
 
 
 def test_every_example_is_tested() -> None:

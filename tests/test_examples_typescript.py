@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import subprocess
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -15,7 +14,7 @@ NAMES = ["chat", "streaming", "tools"]
 
 
 @pytest.fixture(scope="module")
-def run(examples_env: dict[str, str]) -> Callable[[str], str]:
+def run(run_examples: Callable[[dict[str, list[str]]], Callable[[str], str]]) -> Callable[[str], str]:
     """tsc (type-checks, then writes dist/), then every example run once, all at the same time."""
     assert (EXAMPLES / "node_modules" / "openai").is_dir(), "run `make install`: it runs npm ci in examples/typescript"
     tsc = subprocess.run(
@@ -23,24 +22,7 @@ def run(examples_env: dict[str, str]) -> Callable[[str], str]:
     )
     assert tsc.returncode == 0, tsc.stdout + tsc.stderr
 
-    def start(name: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            ["node", str(EXAMPLES / "dist" / f"{name}.js")],
-            env=examples_env,
-            capture_output=True,
-            text=True,
-            encoding="utf-8",
-            timeout=60,
-        )
-
-    with ThreadPoolExecutor(len(NAMES)) as pool:
-        done = dict(zip(NAMES, pool.map(start, NAMES), strict=True))
-
-    def output(name: str) -> str:
-        assert done[name].returncode == 0, done[name].stderr
-        return done[name].stdout
-
-    return output
+    return run_examples({name: ["node", str(EXAMPLES / "dist" / f"{name}.js")] for name in NAMES})
 
 
 def test_every_example_is_tested() -> None:
