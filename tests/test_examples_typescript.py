@@ -1,5 +1,5 @@
 """examples/typescript type-check with tsc against the pinned openai package and run on Node
-against a real gateway serving echo. `make install` installs their packages (npm ci)."""
+against a real gateway serving echo. `make install-node` (part of `make test`) installs their packages (npm ci)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,9 @@ NAMES = ["chat", "streaming", "tools"]
 @pytest.fixture(scope="module")
 def run(run_examples: Callable[[dict[str, list[str]]], Callable[[str], str]]) -> Callable[[str], str]:
     """tsc (type-checks, then writes dist/), then every example run once, all at the same time."""
-    assert (EXAMPLES / "node_modules" / "openai").is_dir(), "run `make install`: it runs npm ci in examples/typescript"
+    assert (EXAMPLES / "node_modules" / "openai").is_dir(), (
+        "run `make install-node` (part of `make test`): it runs npm ci in examples/typescript"
+    )
     tsc = subprocess.run(
         ["node", "node_modules/typescript/bin/tsc"], cwd=EXAMPLES, capture_output=True, text=True, timeout=120
     )
