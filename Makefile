@@ -5,6 +5,8 @@ BIN := $(VENV)/bin
 PLUGINS := $(wildcard plugins/*/pyproject.toml)
 PLUGIN_DIRS := $(patsubst %/pyproject.toml,%,$(PLUGINS))
 STAMP := $(VENV)/.installed
+# The same uv as the Dockerfile's build stage (tests/deploy/test_ship_image_recipe.py checks they agree).
+UV_VERSION := 0.13.9
 
 .PHONY: install install-node run test lint typecheck bench docs clean
 
@@ -12,7 +14,7 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 $(BIN)/uv: $(BIN)/python
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check 'uv==$(UV_VERSION)'
 
 # Host and every plugin, editable, with their test extras. Bytecode is compiled here, not at
 # each start: with PYTHONDONTWRITEBYTECODE set nothing else writes it, and compiling the

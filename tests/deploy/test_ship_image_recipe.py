@@ -304,3 +304,9 @@ def test_dockerignore_keeps_local_state_out_of_the_build_context() -> None:
         assert ignored(path, patterns), path
     for path in ("modelmux/app.py", "plugins/modelmux-redis/README.md", "deploy/build-wheels.sh"):
         assert not ignored(path, patterns), path
+
+
+def test_make_and_the_image_build_with_the_same_uv(dockerfile_stages: Stages) -> None:
+    makefile = re.search(r"^UV_VERSION := (\S+)$", (ROOT / "Makefile").read_text(), re.M)
+    assert makefile, "the Makefile pins uv in UV_VERSION"
+    assert arg_defaults(dockerfile_stages[0])["UV_VERSION"] == makefile.group(1)
