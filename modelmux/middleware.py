@@ -9,12 +9,11 @@ import time
 import uuid
 from typing import Any
 
-from loguru import logger
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from modelmux import health, metrics, tracing
 from modelmux.errors import AuthenticationError, ModelMuxError, PayloadTooLargeError
-from modelmux.logs import level_enabled, redact_body, request_id_var
+from modelmux.logs import level_enabled, log_line, redact_body, request_id_var
 
 OPEN_PATHS = ("/health", "/metrics")
 QUIET_PATHS = ("/health", "/metrics")
@@ -140,8 +139,7 @@ class GatewayMiddleware:
             for key in ("request_body", "response_body"):
                 if state.get(key) is not None:
                     fields[key] = redact_body(state[key])
-        # The message is made here, once: with no arguments loguru does not format it again.
-        logger.bind(**fields).log(level, f"{method} {scope['path']} -> {status} in {elapsed * 1000:.1f} ms")
+        log_line(level, f"{method} {scope['path']} -> {status} in {elapsed * 1000:.1f} ms", fields)
 
     def _check(self, scope: Scope, headers: dict[bytes, bytes], state: dict[str, Any]) -> ModelMuxError | None:
         length = headers.get(b"content-length")
