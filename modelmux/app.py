@@ -33,6 +33,7 @@ from modelmux.logs import add_secrets, scrub, setup_logging
 from modelmux.middleware import GatewayMiddleware
 from modelmux.plugins import Plugins, load_plugins
 from modelmux.routes import chat, health, models, responses
+from modelmux.routes.common import HotRoutes
 
 ROUTERS = (chat.router, responses.router, models.router, health.router)
 
@@ -146,7 +147,7 @@ def create_app(config: Config, plugins: Plugins) -> ASGIApp:
     api_keys = {k: key_id(k) for k in config.server.api_keys if k}
     register_secrets(config)
     return GatewayMiddleware(
-        CancelOnDisconnect(app),
+        CancelOnDisconnect(HotRoutes(app, ROUTERS)),
         api_keys=api_keys,
         max_request_bytes=config.server.max_request_bytes,
         log_bodies=config.server.log_bodies,
