@@ -6,6 +6,11 @@ a stream not yet primed) would run on and keep its upstream call open. This pure
 ASGI wrapper watches the connection once the request body has been read and cancels
 the request task on ``http.disconnect``, unless the response already completed; the
 cancellation reaches the upstream call, which closes its connection.
+
+The watch is one task running the server's ``receive()`` (after the body, the next
+message can only be the disconnect) with a done-callback: no events, no second
+coroutine. Requests it watches are marked in ``scope["state"]`` (``WATCHED``), so a
+streaming response can rely on it instead of listening for the disconnect itself.
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 WATCHED_PREFIX = "/v1/"
+#: ``scope["state"]`` key set on every request this wrapper watches.
+WATCHED = "disconnect_watched"
 
 
 class CancelOnDisconnect:
@@ -28,21 +35,31 @@ class CancelOnDisconnect:
             return
         task = asyncio.current_task()
         assert task is not None
-        body_read = asyncio.Event()
-        gone = asyncio.Event()
+        state: dict[str, Any] = scope.setdefault("state", {})
+        state[WATCHED] = True
+        watcher: asyncio.Future[Message] | None = None
         completed = False
         cancelled_by_us = False
 
+        def heard(done: asyncio.Future[Message]) -> None:
+            nonlocal cancelled_by_us
+            if done.cancelled() or done.exception() is not None:
+                return
+            if done.result()["type"] == "http.disconnect" and not completed:
+                # For the access log / metrics: no answer was sent because the client left.
+                state["client_disconnected"] = True
+                cancelled_by_us = True
+                task.cancel()
+
         async def app_receive() -> Message:
-            if body_read.is_set():
+            nonlocal watcher
+            if watcher is not None:
                 # After the body only a disconnect can come; the watcher reads it.
-                await gone.wait()
-                return {"type": "http.disconnect"}
+                return await asyncio.shield(watcher)
             message = await receive()
-            if message["type"] == "http.disconnect":
-                gone.set()
-            elif not message.get("more_body", False):
-                body_read.set()
+            if message["type"] == "http.request" and not message.get("more_body", False):
+                watcher = asyncio.ensure_future(receive())
+                watcher.add_done_callback(heard)
             return message
 
         async def app_send(message: Message) -> None:
@@ -51,19 +68,6 @@ class CancelOnDisconnect:
                 completed = True
             await send(message)
 
-        async def watch() -> None:
-            nonlocal cancelled_by_us
-            await body_read.wait()
-            message: dict[str, Any] = dict(await receive())
-            if message["type"] == "http.disconnect":
-                gone.set()
-                if not completed:
-                    # For the access log / metrics: no answer was sent because the client left.
-                    scope.setdefault("state", {})["client_disconnected"] = True
-                    cancelled_by_us = True
-                    task.cancel()
-
-        watcher = asyncio.create_task(watch())
         try:
             await self.app(scope, app_receive, app_send)
         except asyncio.CancelledError:
@@ -71,4 +75,5 @@ class CancelOnDisconnect:
                 return  # the client left: nothing to answer
             raise
         finally:
-            watcher.cancel()
+            if watcher is not None:
+                watcher.cancel()

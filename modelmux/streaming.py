@@ -14,11 +14,45 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from loguru import logger
+from starlette.responses import StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from modelmux import metrics
+from modelmux.disconnect import WATCHED
 from modelmux.errors import ModelMuxError
 from modelmux.provider import EventStream
 from modelmux.sse import encode
+
+
+class EventStreamResponse(StreamingResponse):
+    """A ``text/event-stream`` answer: each chunk is sent the moment it is produced.
+
+    Under ``CancelOnDisconnect`` (every ``/v1/`` request), which cancels the request when its
+    client leaves, the chunks are sent directly. Starlette's ``StreamingResponse`` would also
+    listen for the disconnect itself, with a task group and a second task per stream (ASGI
+    servers before spec 2.4, uvicorn included): about a tenth of a proxied stream's CPU.
+    Elsewhere it is that ``StreamingResponse``.
+    """
+
+    def __init__(self, frames: AsyncIterator[bytes], headers: dict[str, str]) -> None:
+        super().__init__(frames, media_type="text/event-stream", headers=headers)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        state = scope.get("state")
+        if not (isinstance(state, dict) and state.get(WATCHED)):
+            await super().__call__(scope, receive, send)
+            return
+        frames = self.body_iterator
+        try:
+            await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+            async for chunk in frames:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        finally:
+            # Cut short (the client left, the request was cancelled): close the upstream now.
+            aclose = getattr(frames, "aclose", None)
+            if aclose is not None:
+                await aclose()
 
 
 def error_frame(exc: ModelMuxError, kind: str) -> bytes:

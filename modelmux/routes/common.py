@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import Response, StreamingResponse
+from fastapi.responses import Response
 from fastapi.routing import APIRoute
 from starlette.types import Receive, Scope, Send
 
@@ -25,7 +25,7 @@ from modelmux.gateway import Gateway
 from modelmux.provider import Completion
 from modelmux.router import Endpoint, Routed
 from modelmux.schemas import parse_json_object
-from modelmux.streaming import to_client
+from modelmux.streaming import EventStreamResponse, to_client
 
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 #: Endpoints whose answers the response cache may keep.
@@ -145,7 +145,7 @@ def _cached_answer(entry: Entry, state: dict[str, Any]) -> Response:
     headers = hit_headers(entry, state)
     if entry.kind == "sse":
         headers.update(SSE_HEADERS)
-        return StreamingResponse(sse_events(entry.body), media_type="text/event-stream", headers=headers)
+        return EventStreamResponse(sse_events(entry.body), headers)
     return Response(entry.body, media_type="application/json", headers=headers)
 
 
@@ -197,7 +197,7 @@ async def forward(request: Request, endpoint: Endpoint, body: dict[str, Any]) ->
     frames = to_client(result, provider=dep.provider, model=label, started=started, state=state, on_done=on_done)
     if lookup is not None:
         frames = gw.response_cache.tee(frames, lookup, dep, state)
-    return StreamingResponse(frames, media_type="text/event-stream", headers=headers)
+    return EventStreamResponse(frames, headers)
 
 
 def json_response(data: Any, status_code: int = 200) -> Response:

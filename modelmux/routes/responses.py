@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 import orjson
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import Response, StreamingResponse
+from fastapi.responses import Response
 from loguru import logger
 
 from modelmux import metrics
@@ -40,7 +40,7 @@ from modelmux.routes.common import (
 )
 from modelmux.schemas_responses import validate_responses
 from modelmux.sse import SSEParser, encode
-from modelmux.streaming import to_client
+from modelmux.streaming import EventStreamResponse, to_client
 from modelmux.translate.responses import response_skeleton
 from modelmux.translate.responses_output import completion_to_response
 from modelmux.translate.responses_request import ChatPlan, chat_request, native_request, normalize_input
@@ -163,7 +163,7 @@ async def create_response(request: Request) -> Response:
         frames = gw.response_cache.tee(frames, lookup, dep, outcome, kept)
     if gw.limits.counts_tokens(key_id):
         frames = gw.limits.charged(frames, key_id, lambda: result.usage)
-    return StreamingResponse(frames, media_type="text/event-stream", headers=headers)
+    return EventStreamResponse(frames, headers)
 
 
 # A hot route: no per-request dependency solving (see DirectRoute).
@@ -177,7 +177,7 @@ async def _cached_response(entry: Entry, body: dict[str, Any], save: Save | None
     if entry.kind == "sse":
         headers.update(SSE_HEADERS)
         frames = responses_cache.replay_stream(entry.body, renamer, save)
-        return StreamingResponse(frames, media_type="text/event-stream", headers=headers)
+        return EventStreamResponse(frames, headers)
     resp = renamer.response(orjson.loads(entry.body))
     if save is not None:
         await save(resp)
