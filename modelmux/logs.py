@@ -100,44 +100,50 @@ def log_line(level: str, message: str, fields: dict[str, Any]) -> None:
     only sink is the one ``setup_logging`` added, and it is not colourising, the same line
     (same fields, order, format, scrubbing) is written here directly. Any other sink (a
     test's, an embedding application's) gets every line through loguru as before.
+    ``fields`` becomes the line's extra fields (it is not copied).
     """
     direct = _direct
     if direct is None or LEVEL_NUMBERS.get(level, 0) < direct.level_no or not _only_sink(direct.handler_id):
         logger.bind(**fields).log(level, message)
         return
-    extra = dict(fields)
-    extra.setdefault("request_id", request_id_var.get())
+    fields.setdefault("request_id", request_id_var.get())
     if _secrets:
-        message = _scrub(message)
-        _scrub_fields(extra)
+        message = _scrub_line(message, fields)
     if direct.stream is None:
         out: dict[str, Any] = {"time": datetime.now().astimezone().isoformat(), "level": level, "message": message}
-        out.update(extra)
+        out.update(fields)
         sys.stderr.write(orjson.dumps(out, default=str).decode() + "\n")
         return
     now = datetime.now()
-    kv = " ".join([f"{k}={v}" for k, v in extra.items() if k != "request_id"])
+    kv = " ".join([f"{k}={v}" for k, v in fields.items() if k != "request_id"])
     direct.stream.write(
         f"{now.hour:02d}:{now.minute:02d}:{now.second:02d}.{now.microsecond // 1000:03d} {level: <7} "
-        f"{extra['request_id']} {message}{' ' + kv if kv else ''}\n"
+        f"{fields['request_id']} {message}{' ' + kv if kv else ''}\n"
     )
 
 
-def _scrub_fields(extra: dict[str, Any]) -> None:
-    # One look over all text fields at once; only a line that has a secret is scrubbed field by field.
-    texts = "\n".join([value for value in extra.values() if isinstance(value, str)])
-    if any(secret in texts for secret in _secrets):
-        for key, value in extra.items():
-            if isinstance(value, str):
-                extra[key] = _scrub(value)
+def _scrub_line(message: str, extra: dict[str, Any]) -> str:
+    """``message`` scrubbed, and ``extra``'s text fields in place. One look over all the text at
+    once: a line without a secret (nearly every line) is not scrubbed piece by piece."""
+    texts = [message]
+    texts += [value for value in extra.values() if isinstance(value, str)]
+    joined = "\n".join(texts)
+    for secret in _secrets:
+        if secret in joined:
+            break
+    else:
+        return message
+    for key, value in extra.items():
+        if isinstance(value, str):
+            extra[key] = _scrub(value)
+    return _scrub(message)
 
 
 def _patch(record: Record) -> None:
     extra = record["extra"]
     extra.setdefault("request_id", request_id_var.get())
     if _secrets:
-        record["message"] = _scrub(record["message"])
-        _scrub_fields(extra)
+        record["message"] = _scrub_line(record["message"], extra)
 
 
 def _pretty_format(record: Record) -> str:

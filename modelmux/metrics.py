@@ -19,6 +19,8 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client import multiprocess as _mp
 
+from modelmux import health
+
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 HTTP_REQUESTS = Counter("modelmux_http_requests_total", "HTTP requests answered", ["method", "endpoint", "status"])
@@ -118,8 +120,6 @@ def upstream_attempt(provider: str, model: str, status: int, error: str | None =
 
     A 4xx other than 429 is the upstream answering about the request, so it counts as
     the provider working."""
-    from modelmux import health
-
     child(PROVIDER_REQUESTS, provider, model, str(status)).inc()
     failed = status >= 500 or status == 429
     health.record_attempt(provider, (error or f"status {status}") if failed else None)

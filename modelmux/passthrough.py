@@ -17,7 +17,7 @@ import aiohttp
 import orjson
 
 from modelmux.errors import ModelMuxError, UpstreamError
-from modelmux.http import error_from_status, upstream_errors
+from modelmux.http import error_from_status, transport_error, upstream_errors
 from modelmux.provider import Completion, RawEventStream, UpstreamRequest
 
 #: Maps an upstream's non-2xx answer (status, body, headers) to the error the client gets.
@@ -54,7 +54,9 @@ async def open_upstream(
 
     The caller owns the response and must ``release()``/``close()`` it.
     """
-    async with upstream_errors(provider):
+    # try/except rather than ``async with upstream_errors``: the same mapping without a generator-based
+    # context manager per call (this and ``read_completion`` run for every request).
+    try:
         resp = await http.request(method, url, data=data, headers=headers, params=params, timeout=client_timeout)
         if resp.status < 300:
             return resp
@@ -62,6 +64,13 @@ async def open_upstream(
             body = await resp.content.read(MAX_ERROR_BYTES)
         finally:
             resp.close()
+    except ModelMuxError:
+        raise
+    except Exception as exc:
+        mapped = transport_error(provider, exc)
+        if mapped is None:
+            raise
+        raise mapped from exc
     if errors is not None:
         raise errors(resp.status, body, resp.headers)
     raise error_from_status(provider, resp.status, body, resp.headers)
@@ -70,8 +79,14 @@ async def open_upstream(
 async def read_completion(resp: aiohttp.ClientResponse, *, provider: str) -> Completion:
     """A non-stream answer: the upstream's JSON bytes, untouched."""
     try:
-        async with upstream_errors(provider):
-            raw = await resp.read()
+        raw = await resp.read()
+    except ModelMuxError:
+        raise
+    except Exception as exc:
+        mapped = transport_error(provider, exc)
+        if mapped is None:
+            raise
+        raise mapped from exc
     finally:
         resp.release()
     if "json" not in resp.content_type:
