@@ -126,11 +126,13 @@ class ResponseCache:
         self._opener = opener
         self._backend: Cache | None = None
         self._lock = asyncio.Lock()
+        # Asked on every request: decided once (the settings do not change while serving).
+        self._maybe_enabled = settings.enabled or any(m.cache for m in models.values())
 
     @property
     def maybe_enabled(self) -> bool:
         """Whether any request could use the cache without asking for it."""
-        return self.settings.enabled or any(m.cache for m in self.models.values())
+        return self._maybe_enabled
 
     def wanted(self, route: str, mode: str | None) -> bool:
         if mode == "skip":
