@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -128,3 +130,50 @@ def test_log_bodies_logs_bodies_redacted(upstream: LoopbackServer, h: Any, logs:
     assert orjson.loads(line["response_body"])["choices"][0]["message"]["content"] == f"{SECRET_TEXT} ***"
     for secret in (h.CLIENT_KEY, h.PROVIDER_KEY, "sk-body-field-9999"):
         assert secret not in err
+
+
+def test_request_lines_have_the_sink_format_exactly(
+    upstream: LoopbackServer, h: Any, logs: pytest.CaptureFixture[str]
+) -> None:
+    # The request line is written straight to setup_logging's sink (not through loguru's record
+    # machinery): it must look exactly like every other line of that sink.
+    client_headers = {"authorization": f"Bearer {h.CLIENT_KEY}", "x-request-id": "req-shape"}
+    body = {"model": "m", "messages": [{"role": "user", "content": "x"}]}
+    for fmt in ("pretty", "json"):
+        setup_logging("info", fmt)
+        with run_gateway(_config(upstream, h, log_format=fmt), plugins=h.plugins) as gw:
+            assert httpx.post(f"{gw.url}/chat/completions", json=body, headers=client_headers).status_code == 200
+        lines = [line for line in logs.readouterr().err.splitlines() if "req-shape" in line]
+        assert len(lines) == 1, lines
+        if fmt == "pretty":
+            assert re.fullmatch(
+                r"\d\d:\d\d:\d\d\.\d{3} INFO    req-shape POST /v1/chat/completions -> 200 in \d+\.\d ms "
+                r"method=POST endpoint=/v1/chat/completions status=200 latency_ms=[\d.]+ key_id=key-\w{12} "
+                r"model=m provider=up deployment=upstream-m input_tokens=\d+ output_tokens=\d+ retries=0",
+                lines[0],
+            ), lines[0]
+        else:
+            line = orjson.loads(lines[0])
+            assert list(line)[:6] == ["time", "level", "message", "method", "endpoint", "status"]
+            assert list(line)[-1] == "request_id" and line["request_id"] == "req-shape"
+            assert datetime.fromisoformat(line["time"]).tzinfo is not None
+            assert line["level"] == "INFO" and line["message"].startswith("POST /v1/chat/completions -> 200 in ")
+
+
+def test_a_sink_the_application_adds_gets_the_request_lines_too(
+    upstream: LoopbackServer, h: Any, logs: pytest.CaptureFixture[str]
+) -> None:
+    setup_logging("info", "pretty")
+    records: list[dict[str, Any]] = []
+    sink = logger.add(lambda message: records.append(message.record), level="INFO")
+    try:
+        with run_gateway(_config(upstream, h), plugins=h.plugins) as gw:
+            client = openai.OpenAI(base_url=gw.url, api_key=h.CLIENT_KEY, max_retries=0)
+            client.chat.completions.create(
+                model="m", messages=[{"role": "user", "content": "x"}], extra_headers={"x-request-id": "req-sink"}
+            )
+    finally:
+        logger.remove(sink)
+    mine = [r for r in records if r["extra"].get("request_id") == "req-sink" and "endpoint" in r["extra"]]
+    assert len(mine) == 1 and mine[0]["extra"]["status"] == 200 and mine[0]["level"].name == "INFO"
+    assert "req-sink" in logs.readouterr().err  # and the configured sink still has it

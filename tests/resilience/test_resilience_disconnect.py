@@ -63,3 +63,30 @@ async def test_a_completed_response_is_not_cancelled_and_other_paths_are_not_wat
         sent.clear()
         await asyncio.wait_for(CancelOnDisconnect(app)(scope(path), receive, send), 5)
         assert [m["type"] for m in sent] == ["http.response.start", "http.response.body"]
+
+
+async def test_the_watch_ends_with_the_request() -> None:
+    # On a kept-alive connection the server's receive() would wait for the next disconnect forever:
+    # the watch must not outlive its request.
+    waiting = asyncio.Event()
+
+    async def receive() -> dict[str, Any]:
+        if not waiting.is_set():
+            waiting.set()
+            return {"type": "http.request", "body": b"{}", "more_body": False}
+        await asyncio.Event().wait()  # no disconnect ever comes
+        raise AssertionError("unreachable")
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        await asyncio.sleep(0.01)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok", "more_body": False})
+
+    async def send(message: dict[str, Any]) -> None:
+        pass
+
+    before = asyncio.all_tasks()
+    await asyncio.wait_for(CancelOnDisconnect(app)(scope(), receive, send), 5)
+    await asyncio.sleep(0)  # the cancelled watch finishes on the next loop turn
+    assert asyncio.all_tasks() == before
