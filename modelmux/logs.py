@@ -104,7 +104,7 @@ def log_line(level: str, message: str, fields: dict[str, Any]) -> None:
     """
     direct = _direct
     if direct is None or LEVEL_NUMBERS.get(level, 0) < direct.level_no or not _only_sink(direct.handler_id):
-        logger.bind(**fields).log(level, message)
+        logger.opt(depth=1).bind(**fields).log(level, message)  # the caller's function and line, as before
         return
     fields.setdefault("request_id", request_id_var.get())
     if _secrets:
