@@ -23,6 +23,11 @@ from loguru import logger
 
 from modelmux.config import CircuitBreakerSettings, Strategy
 
+#: Deployment states kept before idle ones are dropped. Model names a client makes up reach a
+#: ``router.default_provider`` as deployments of their own; without a bound, each would keep a
+#: state for the life of the process.
+MAX_STATES = 1024
+
 
 @dataclass(frozen=True, slots=True)
 class Deployment:
@@ -106,8 +111,29 @@ class Balancer:
         key = (dep.provider, dep.model)
         st = self._states.get(key)
         if st is None:
+            if len(self._states) >= MAX_STATES:
+                self._forget_idle()
             st = self._states[key] = DeploymentState(key, self._breaker, on_change=self._changed)
         return st
+
+    def _forget_idle(self) -> None:
+        """Drops the states with nothing in flight whose breaker is closed or done cooling down.
+
+        A state with no requests and no failures is what a new one would be, so forgetting it
+        changes nothing; one that counts a few failures, or whose cool-down is over, starts
+        afresh if its deployment comes back. Open breakers still cooling down are kept.
+        """
+        now = time.monotonic()
+        idle = [
+            key
+            for key, st in self._states.items()
+            if st.inflight == 0 and not st.trial_running and (not st.is_open or now >= st.open_until)
+        ]
+        providers = {key[0] for key in idle if self._states[key].is_open}
+        for key in idle:
+            del self._states[key]
+        for provider in providers:
+            self._changed(provider)
 
     def circuit(self, provider: str) -> str:
         now = time.monotonic()
