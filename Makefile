@@ -19,10 +19,13 @@ $(BIN)/uv: $(BIN)/python
 # Host and every plugin, editable, with their test extras. Bytecode is compiled here, not at
 # each start: with PYTHONDONTWRITEBYTECODE set nothing else writes it, and compiling the
 # imports of `modelmux serve` costs more than a second on every start (docs/performance.md).
-$(STAMP): $(BIN)/uv pyproject.toml $(PLUGINS)
+# uv compiles what it installs; compileall also covers packages an older venv already had
+# (it skips files whose bytecode is current).
+$(STAMP): $(BIN)/uv pyproject.toml $(PLUGINS) Makefile
 	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python -e '.[test,dev]' \
 		$(foreach p,$(PLUGIN_DIRS),-e '$(p)[test]')
-	$(BIN)/python -m compileall -q modelmux $(PLUGIN_DIRS) >/dev/null
+	$(BIN)/python -m compileall -q -j 0 modelmux $(PLUGIN_DIRS) \
+		"$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')" >/dev/null
 	touch $(STAMP)
 
 install: $(STAMP)
