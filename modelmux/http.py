@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, NoReturn
 
 import aiohttp
 import orjson
@@ -95,18 +95,23 @@ def probe_timeout(settings: ProviderSettings) -> aiohttp.ClientTimeout:
     )
 
 
+def raise_mapped(provider: str, exc: Exception) -> NoReturn:
+    """Raise ``exc`` again as the ModelMux error naming the provider (a ModelMuxError as it is)."""
+    if isinstance(exc, ModelMuxError):
+        raise exc
+    mapped = transport_error(provider, exc)
+    if mapped is None:
+        raise exc
+    raise mapped from exc
+
+
 @asynccontextmanager
 async def upstream_errors(provider: str) -> AsyncIterator[None]:
     """Map transport exceptions raised inside the block to ModelMux errors naming the provider."""
     try:
         yield
-    except ModelMuxError:
-        raise
     except Exception as exc:
-        mapped = transport_error(provider, exc)
-        if mapped is None:
-            raise
-        raise mapped from exc
+        raise_mapped(provider, exc)
 
 
 def retry_after(headers: Any) -> float | None:

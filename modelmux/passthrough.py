@@ -17,7 +17,7 @@ import aiohttp
 import orjson
 
 from modelmux.errors import ModelMuxError, UpstreamError
-from modelmux.http import error_from_status, transport_error, upstream_errors
+from modelmux.http import error_from_status, raise_mapped, upstream_errors
 from modelmux.provider import Completion, RawEventStream, UpstreamRequest
 
 #: Maps an upstream's non-2xx answer (status, body, headers) to the error the client gets.
@@ -64,13 +64,8 @@ async def open_upstream(
             body = await resp.content.read(MAX_ERROR_BYTES)
         finally:
             resp.close()
-    except ModelMuxError:
-        raise
     except Exception as exc:
-        mapped = transport_error(provider, exc)
-        if mapped is None:
-            raise
-        raise mapped from exc
+        raise_mapped(provider, exc)
     if errors is not None:
         raise errors(resp.status, body, resp.headers)
     raise error_from_status(provider, resp.status, body, resp.headers)
@@ -80,13 +75,8 @@ async def read_completion(resp: aiohttp.ClientResponse, *, provider: str) -> Com
     """A non-stream answer: the upstream's JSON bytes, untouched."""
     try:
         raw = await resp.read()
-    except ModelMuxError:
-        raise
     except Exception as exc:
-        mapped = transport_error(provider, exc)
-        if mapped is None:
-            raise
-        raise mapped from exc
+        raise_mapped(provider, exc)
     finally:
         resp.release()
     if "json" not in resp.content_type:
