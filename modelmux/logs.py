@@ -39,9 +39,6 @@ def scrub(text: str) -> str:
     return text
 
 
-_scrub = scrub
-
-
 #: At most this much of a body reaches a log line (``log_bodies = true``).
 BODY_LOG_LIMIT = 16 * 1024
 
@@ -54,7 +51,7 @@ def redact_body(raw: bytes | str) -> str:
         text = orjson.dumps(redact(orjson.loads(raw))).decode()
     except orjson.JSONDecodeError:
         text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
-    text = _scrub(text)
+    text = scrub(text)
     if len(text) > BODY_LOG_LIMIT:
         text = text[:BODY_LOG_LIMIT] + f"... ({len(text) - BODY_LOG_LIMIT} more characters)"
     return text
@@ -110,9 +107,7 @@ def log_line(level: str, message: str, fields: dict[str, Any]) -> None:
     if _secrets:
         message = _scrub_line(message, fields)
     if direct.stream is None:
-        out: dict[str, Any] = {"time": datetime.now().astimezone().isoformat(), "level": level, "message": message}
-        out.update(fields)
-        sys.stderr.write(orjson.dumps(out, default=str).decode() + "\n")
+        _write_json(datetime.now().astimezone(), level, message, fields)
         return
     now = datetime.now()
     kv = " ".join([f"{k}={v}" for k, v in fields.items() if k != "request_id"])
@@ -135,8 +130,8 @@ def _scrub_line(message: str, extra: dict[str, Any]) -> str:
         return message
     for key, value in extra.items():
         if isinstance(value, str):
-            extra[key] = _scrub(value)
-    return _scrub(message)
+            extra[key] = scrub(value)
+    return scrub(message)
 
 
 def _patch(record: Record) -> None:
@@ -153,17 +148,20 @@ def _pretty_format(record: Record) -> str:
     return PRETTY + (" <dim>{extra[_kv]}</dim>" if fields else "") + "\n{exception}"
 
 
+def _write_json(time: datetime, level: str, message: str, fields: dict[str, Any], exception: str | None = None) -> None:
+    """One JSON line on stderr: what the JSON sink writes, whether loguru or ``log_line`` made the line."""
+    out: dict[str, Any] = {"time": time.isoformat(), "level": level, "message": message}
+    out.update(fields)
+    if exception is not None:
+        out["exception"] = exception
+    sys.stderr.write(orjson.dumps(out, default=str).decode() + "\n")
+
+
 def _json_sink(message: Message) -> None:
     record = message.record
-    out: dict[str, Any] = {
-        "time": record["time"].isoformat(),
-        "level": record["level"].name,
-        "message": record["message"],
-    }
-    out.update({k: v for k, v in record["extra"].items() if k != "_kv"})
-    if record["exception"] is not None:
-        out["exception"] = _scrub(str(record["exception"].value))
-    sys.stderr.write(orjson.dumps(out, default=str).decode() + "\n")
+    fields = {k: v for k, v in record["extra"].items() if k != "_kv"}
+    exception = scrub(str(record["exception"].value)) if record["exception"] is not None else None
+    _write_json(record["time"], record["level"].name, record["message"], fields, exception)
 
 
 class _InterceptHandler(logging.Handler):
