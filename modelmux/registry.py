@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from pydantic import BaseModel
 
@@ -16,6 +16,12 @@ ProviderFactory = Callable[[str, "ProviderSettings", "Host"], "Provider"]
 StateStoreFactory = Callable[[Any], "StateStore"]
 CacheFactory = Callable[[Any], "Cache"]
 PresetRender = Callable[[dict[str, Any]], str]
+
+# The settings model a plugin registers is the type its factory receives: the host validates the
+# table with that model before calling the factory, so a factory needs no isinstance check and a
+# provider class whose __init__ takes (name, settings, host) is a factory as it is.
+S = TypeVar("S", bound="ProviderSettings")
+M = TypeVar("M", bound=BaseModel)
 
 
 @dataclass(frozen=True)
@@ -36,22 +42,28 @@ class Preset:
 
 
 class RegisterProvider(Protocol):
+    """``register(name, factory, settings_model, *, aliases=())``: e.g. ``register("shout", Shout, ShoutSettings)``."""
+
     def __call__(
         self,
         name: str,
-        factory: ProviderFactory,
-        settings_model: type[ProviderSettings],
+        factory: Callable[[str, S, Host], Provider],
+        settings_model: type[S],
         *,
         aliases: Iterable[str] = (),
     ) -> None: ...
 
 
 class RegisterStateStore(Protocol):
-    def __call__(self, name: str, factory: StateStoreFactory, settings_model: type[BaseModel]) -> None: ...
+    """``register(name, factory, settings_model)``: e.g. ``register("sqlite", SqliteStore, SqliteSettings)``."""
+
+    def __call__(self, name: str, factory: Callable[[M], StateStore], settings_model: type[M]) -> None: ...
 
 
 class RegisterCache(Protocol):
-    def __call__(self, name: str, factory: CacheFactory, settings_model: type[BaseModel]) -> None: ...
+    """``register(name, factory, settings_model)``: e.g. ``register("files", FileCache, FileCacheSettings)``."""
+
+    def __call__(self, name: str, factory: Callable[[M], Cache], settings_model: type[M]) -> None: ...
 
 
 class RegisterPreset(Protocol):

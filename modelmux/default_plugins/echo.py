@@ -25,19 +25,19 @@ from typing import Any
 
 from pydantic import Field
 
-from modelmux import hookimpl
-from modelmux.errors import InvalidRequestError
-from modelmux.provider import (
+from modelmux.plugin import (
+    Chunks,
     Completion,
     DictEventStream,
     EventStream,
-    Host,
+    InvalidRequestError,
     Provider,
     ProviderSettings,
+    RegisterPreset,
+    RegisterProvider,
     UpstreamRequest,
+    hookimpl,
 )
-from modelmux.registry import RegisterPreset, RegisterProvider
-from modelmux.translate.chunks import Chunks
 
 
 class EchoSettings(ProviderSettings):
@@ -232,10 +232,6 @@ class EchoProvider(Provider):
         return ["echo"]
 
 
-def _factory(name: str, settings: ProviderSettings, host: Host) -> EchoProvider:
-    return EchoProvider(name, settings, host)
-
-
 _PRESET = """\
 # ModelMux configuration: the offline echo provider.
 [server]
@@ -256,7 +252,7 @@ model = "echo"
 
 @hookimpl
 def register_providers(register: RegisterProvider) -> None:
-    register("echo", _factory, EchoSettings)
+    register("echo", EchoProvider, EchoSettings)
 
 
 @hookimpl

@@ -7,9 +7,7 @@ from collections import OrderedDict
 
 from pydantic import Field
 
-from modelmux import hookimpl
-from modelmux.registry import RegisterCache, RegisterStateStore
-from modelmux.stores import Cache, StateStore, StoreSettings
+from modelmux.plugin import Cache, RegisterCache, RegisterStateStore, StateStore, StoreSettings, hookimpl
 
 
 class MemorySettings(StoreSettings):

@@ -7,17 +7,16 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
-from modelmux import hookimpl
-from modelmux.provider import (
+from modelmux.plugin import (
     Completion,
     DictEventStream,
     EventStream,
-    Host,
     Provider,
     ProviderSettings,
+    RegisterProvider,
     UpstreamRequest,
+    hookimpl,
 )
-from modelmux.registry import RegisterProvider
 
 
 class TemplateSettings(ProviderSettings):
@@ -56,10 +55,6 @@ class TemplateProvider(Provider):
         return DictEventStream(chunks())
 
 
-def _factory(name: str, settings: ProviderSettings, host: Host) -> TemplateProvider:
-    return TemplateProvider(name, settings, host)
-
-
 @hookimpl
 def register_providers(register: RegisterProvider) -> None:
-    register("template", _factory, TemplateSettings)
+    register("template", TemplateProvider, TemplateSettings)

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import pytest
 from modelmux_provider_template.plugin import TemplateProvider, TemplateSettings
 
-from modelmux.provider import Host
+from modelmux.plugin import Host
 from modelmux.testing import ProviderContract
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from modelmux.errors import UpstreamAuthError
+from modelmux.plugin import UpstreamAuthError
 
 INSTALL_HINT = "pip install 'modelmux-provider-azure[entra]'"
 

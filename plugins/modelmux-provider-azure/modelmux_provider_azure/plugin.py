@@ -6,9 +6,8 @@ import json
 import os
 from typing import Any
 
-from modelmux import hookimpl
-from modelmux.registry import RegisterPreset, RegisterProvider
-from modelmux_provider_azure.provider import AzureSettings, factory
+from modelmux.plugin import RegisterPreset, RegisterProvider, hookimpl
+from modelmux_provider_azure.provider import AzureProvider, AzureSettings
 
 
 def render_preset(detected: dict[str, Any]) -> str:
@@ -49,7 +48,7 @@ model = {json.dumps(deployment)}   # the Azure deployment name
 
 @hookimpl
 def register_providers(register: RegisterProvider) -> None:
-    register("azure", factory, AzureSettings)
+    register("azure", AzureProvider, AzureSettings)
 
 
 @hookimpl

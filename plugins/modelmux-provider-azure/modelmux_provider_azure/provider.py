@@ -17,17 +17,24 @@ import aiohttp
 import orjson
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from modelmux.errors import ModelMuxError, UpstreamRequestError
-from modelmux.http import error_from_status, probe_timeout, timeout_for
-from modelmux.passthrough import get_json, open_upstream, raw_stream, read_completion, request_body
-from modelmux.provider import (
+from modelmux.plugin import (
     Check,
     Completion,
     EventStream,
     Host,
+    ModelMuxError,
     Provider,
     ProviderSettings,
     UpstreamRequest,
+    UpstreamRequestError,
+    error_from_status,
+    get_json,
+    open_upstream,
+    probe_timeout,
+    raw_stream,
+    read_completion,
+    request_body,
+    timeout_for,
 )
 from modelmux_provider_azure.entra import EntraTokens
 
@@ -270,8 +277,3 @@ class AzureProvider(Provider):
     async def aclose(self) -> None:
         if self._tokens is not None:
             await self._tokens.aclose()
-
-
-def factory(name: str, settings: ProviderSettings, host: Host) -> AzureProvider:
-    assert isinstance(settings, AzureSettings)
-    return AzureProvider(name, settings, host)

@@ -19,7 +19,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials, ReadOnlyCredentials, RefreshableCredentials
 from botocore.exceptions import BotoCoreError
 
-from modelmux.errors import UpstreamAuthError
+from modelmux.plugin import UpstreamAuthError
 from modelmux_provider_bedrock.settings import BedrockSettings
 
 SERVICE = "bedrock"

@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from modelmux.errors import (
+from modelmux.plugin import (
     ModelMuxError,
     NotFoundError,
     RateLimitError,
@@ -22,8 +22,9 @@ from modelmux.errors import (
     UpstreamRequestError,
     UpstreamTimeoutError,
     UpstreamUnavailableError,
+    error_from_status,
+    retry_after,
 )
-from modelmux.http import error_from_status, retry_after
 
 _AUTH = {
     "accessdeniedexception",

@@ -18,9 +18,7 @@ from typing import Any
 
 import orjson
 
-from modelmux.errors import InvalidRequestError
-from modelmux.images import ImageFetcher
-from modelmux.translate.unsupported import refuse_tool_choice_without_tools, refuse_unsupported
+from modelmux.plugin import ImageFetcher, InvalidRequestError, refuse_tool_choice_without_tools, refuse_unsupported
 
 IMAGE_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
 DEFAULT_OUTPUT_TOOL = "json_response"

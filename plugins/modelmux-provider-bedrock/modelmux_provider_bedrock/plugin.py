@@ -11,22 +11,21 @@ from __future__ import annotations
 from importlib.util import find_spec
 from typing import TYPE_CHECKING, Any
 
-from modelmux import hookimpl
-from modelmux.registry import RegisterPreset, RegisterProvider
+from modelmux.plugin import RegisterPreset, RegisterProvider, hookimpl
 from modelmux_provider_bedrock.settings import BedrockSettings
 
 if TYPE_CHECKING:
-    from modelmux.provider import Host
+    from modelmux.plugin import Host
     from modelmux_provider_bedrock.provider import BedrockProvider
 
 if find_spec("botocore") is None:  # not installed: fail now, with import's own error, so discovery reports it
     import botocore  # noqa: F401
 
 
-def factory(name: str, settings: Any, host: Host) -> BedrockProvider:
-    from modelmux_provider_bedrock.provider import factory as make
+def factory(name: str, settings: BedrockSettings, host: Host) -> BedrockProvider:
+    from modelmux_provider_bedrock.provider import BedrockProvider
 
-    return make(name, settings, host)
+    return BedrockProvider(name, settings, host)
 
 
 def render_preset(detected: dict[str, Any]) -> str:

@@ -16,9 +16,20 @@ import aiohttp
 import orjson
 from yarl import URL
 
-from modelmux.errors import ModelMuxError, UpstreamError
-from modelmux.http import probe_timeout, timeout_for, upstream_errors
-from modelmux.provider import Check, Completion, DictEventStream, EventStream, Host, Provider, UpstreamRequest
+from modelmux.plugin import (
+    Check,
+    Completion,
+    DictEventStream,
+    EventStream,
+    Host,
+    ModelMuxError,
+    Provider,
+    UpstreamError,
+    UpstreamRequest,
+    probe_timeout,
+    timeout_for,
+    upstream_errors,
+)
 from modelmux_provider_bedrock.auth import API_KEY_ENV, Signer, default_endpoint
 from modelmux_provider_bedrock.aws_errors import http_error
 from modelmux_provider_bedrock.converse import ConverseCall, to_completion, to_converse
@@ -171,7 +182,3 @@ class BedrockProvider(Provider):
             )
         ms = (time.perf_counter() - started) * 1000
         return Check(name, True, f"{self.endpoint} answered HTTP {status} in {ms:.0f} ms", topic="network")
-
-
-def factory(name: str, settings: Any, host: Host) -> BedrockProvider:
-    return BedrockProvider(name, settings, host)

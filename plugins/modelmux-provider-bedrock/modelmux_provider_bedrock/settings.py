@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from modelmux.provider import ProviderSettings
+from modelmux.plugin import ProviderSettings
 
 
 class BedrockSettings(ProviderSettings):

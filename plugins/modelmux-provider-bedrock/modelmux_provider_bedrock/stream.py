@@ -17,9 +17,7 @@ import aiohttp
 import orjson
 from botocore.eventstream import EventStreamBuffer, ParserError
 
-from modelmux.errors import UpstreamError
-from modelmux.http import upstream_errors
-from modelmux.translate.chunks import Chunks
+from modelmux.plugin import Chunks, UpstreamError, upstream_errors
 from modelmux_provider_bedrock.aws_errors import frame_error
 from modelmux_provider_bedrock.converse import ConverseCall, finish_reason, new_id, usage
 

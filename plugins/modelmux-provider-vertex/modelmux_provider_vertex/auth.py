@@ -19,7 +19,7 @@ import google.auth.exceptions
 import google.auth.transport.requests
 from google.oauth2 import service_account
 
-from modelmux.errors import UpstreamAuthError, UpstreamError, UpstreamTimeoutError
+from modelmux.plugin import UpstreamAuthError, UpstreamError, UpstreamTimeoutError
 
 SCOPES = ("https://www.googleapis.com/auth/cloud-platform",)
 ADC_FIX = (

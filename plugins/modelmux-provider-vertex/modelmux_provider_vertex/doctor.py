@@ -6,9 +6,7 @@ from typing import TYPE_CHECKING
 
 import aiohttp
 
-from modelmux.errors import ModelMuxError
-from modelmux.http import timeout_for, upstream_errors
-from modelmux.provider import Check
+from modelmux.plugin import Check, ModelMuxError, timeout_for, upstream_errors
 
 if TYPE_CHECKING:
     from modelmux_provider_vertex.provider import VertexProvider

@@ -11,8 +11,16 @@ from typing import Any
 
 import orjson
 
-from modelmux.errors import ModelMuxError, NotFoundError, RateLimitError, UpstreamAuthError, UpstreamRequestError
-from modelmux.http import error_from_status, error_message, retry_after
+from modelmux.plugin import (
+    ModelMuxError,
+    NotFoundError,
+    RateLimitError,
+    UpstreamAuthError,
+    UpstreamRequestError,
+    error_from_status,
+    error_message,
+    retry_after,
+)
 
 #: Sent as retry-after when Vertex gives none (429 quota, 529 overloaded).
 DEFAULT_RETRY_AFTER = 1.0

@@ -10,19 +10,18 @@ from __future__ import annotations
 from importlib.util import find_spec
 from typing import TYPE_CHECKING, Any
 
-from modelmux import hookimpl
-from modelmux.registry import RegisterPreset, RegisterProvider
+from modelmux.plugin import RegisterPreset, RegisterProvider, hookimpl
 from modelmux_provider_vertex.settings import VertexSettings
 
 if TYPE_CHECKING:
-    from modelmux.provider import Host
+    from modelmux.plugin import Host
     from modelmux_provider_vertex.provider import VertexProvider
 
 if find_spec("google.auth") is None:  # not installed: fail now, with import's own error, so discovery reports it
     import google.auth  # noqa: F401
 
 
-def factory(name: str, settings: Any, host: Host) -> VertexProvider:
+def factory(name: str, settings: VertexSettings, host: Host) -> VertexProvider:
     from modelmux_provider_vertex.provider import factory as make
 
     return make(name, settings, host)

@@ -16,11 +16,27 @@ from urllib.parse import quote
 import aiohttp
 import orjson
 
-from modelmux.errors import ModelMuxError, UpstreamAuthError, UpstreamError, UpstreamRequestError
-from modelmux.http import probe_timeout, timeout_for, upstream_errors
-from modelmux.provider import Check, Completion, DictEventStream, EventStream, Host, Provider, UpstreamRequest
-from modelmux.sse import SSEParser
-from modelmux.translate.anthropic import AnthropicPlan, AnthropicStream, from_anthropic, to_anthropic
+from modelmux.plugin import (
+    AnthropicPlan,
+    AnthropicStream,
+    Check,
+    Completion,
+    DictEventStream,
+    EventStream,
+    Host,
+    ModelMuxError,
+    Provider,
+    SSEParser,
+    UpstreamAuthError,
+    UpstreamError,
+    UpstreamRequest,
+    UpstreamRequestError,
+    from_anthropic,
+    probe_timeout,
+    timeout_for,
+    to_anthropic,
+    upstream_errors,
+)
 from modelmux_provider_vertex.auth import ADC_FIX, GoogleAuth
 from modelmux_provider_vertex.errors import vertex_error
 from modelmux_provider_vertex.settings import VertexSettings
@@ -213,8 +229,8 @@ class VertexProvider(Provider):
         return await run_checks(self)
 
 
-def factory(name: str, settings: Any, host: Host) -> VertexProvider:
-    assert isinstance(settings, VertexSettings)
+def factory(name: str, settings: VertexSettings, host: Host) -> VertexProvider:
+    """The provider, with a key-file problem named by its setting (``providers.NAME.credentials_file: ...``)."""
     try:
         return VertexProvider(name, settings, host)
     except ValueError as exc:

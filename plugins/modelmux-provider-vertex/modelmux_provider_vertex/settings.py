@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from modelmux.provider import ProviderSettings
-from modelmux.translate.anthropic import DEFAULT_MAX_TOKENS
+from modelmux.plugin import DEFAULT_MAX_TOKENS, ProviderSettings
 
 
 class VertexSettings(ProviderSettings):

@@ -8,9 +8,8 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from modelmux import hookimpl
-from modelmux.registry import RegisterPreset, RegisterProvider
-from modelmux_provider_vllm.provider import OpenAICompatibleSettings, factory
+from modelmux.plugin import RegisterPreset, RegisterProvider, hookimpl
+from modelmux_provider_vllm.provider import OpenAICompatibleProvider, OpenAICompatibleSettings
 
 #: Where ``config init --preset vllm`` looks for a running vLLM (override with VLLM_BASE_URL).
 DEFAULT_BASE_URL = "http://localhost:8000/v1"
@@ -74,7 +73,7 @@ model = {_toml_str(model)}
 
 @hookimpl
 def register_providers(register: RegisterProvider) -> None:
-    register("openai_compatible", factory, OpenAICompatibleSettings, aliases=("vllm",))
+    register("openai_compatible", OpenAICompatibleProvider, OpenAICompatibleSettings, aliases=("vllm",))
 
 
 @hookimpl

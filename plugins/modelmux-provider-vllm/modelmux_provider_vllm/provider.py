@@ -13,17 +13,23 @@ from typing import Any
 import aiohttp
 from pydantic import Field, SecretStr, field_validator
 
-from modelmux.errors import ModelMuxError
-from modelmux.http import error_from_status, probe_timeout, timeout_for
-from modelmux.passthrough import get_json, open_upstream, raw_stream, read_completion, request_body
-from modelmux.provider import (
+from modelmux.plugin import (
     Check,
     Completion,
     EventStream,
     Host,
+    ModelMuxError,
     Provider,
     ProviderSettings,
     UpstreamRequest,
+    error_from_status,
+    get_json,
+    open_upstream,
+    probe_timeout,
+    raw_stream,
+    read_completion,
+    request_body,
+    timeout_for,
 )
 
 
@@ -155,8 +161,3 @@ class OpenAICompatibleProvider(Provider):
             return checks
         checks.append(Check("upstream reachable", True, f"{self.base_url}: {len(models)} model(s)", topic="network"))
         return checks
-
-
-def factory(name: str, settings: ProviderSettings, host: Host) -> OpenAICompatibleProvider:
-    assert isinstance(settings, OpenAICompatibleSettings)
-    return OpenAICompatibleProvider(name, settings, host)

@@ -10,8 +10,7 @@ from __future__ import annotations
 from importlib.util import find_spec
 from typing import TYPE_CHECKING
 
-from modelmux import hookimpl
-from modelmux.registry import RegisterCache, RegisterStateStore
+from modelmux.plugin import RegisterCache, RegisterStateStore, hookimpl
 from modelmux_redis.settings import RedisSettings
 
 if TYPE_CHECKING:

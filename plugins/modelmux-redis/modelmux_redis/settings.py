@@ -7,8 +7,7 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationInfo, field_validator
 
-from modelmux.config import redact
-from modelmux.stores import StoreSettings
+from modelmux.plugin import StoreSettings, redact
 
 SCHEMES = ("redis", "rediss", "unix")
 _TLS_FIELDS = ("ssl_ca_certs", "ssl_ca_path", "ssl_certfile", "ssl_keyfile", "ssl_password")

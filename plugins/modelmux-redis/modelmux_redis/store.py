@@ -16,9 +16,7 @@ import redis.asyncio as aioredis
 from loguru import logger
 from redis.exceptions import RedisError
 
-from modelmux.config import redact
-from modelmux.errors import ModelMuxError
-from modelmux.stores import Cache, StateStore
+from modelmux.plugin import Cache, ModelMuxError, StateStore, redact
 from modelmux_redis.settings import RedisSettings
 
 

@@ -1,0 +1,130 @@
+"""The public plugin API: everything a ModelMux plugin may import, in one module.
+
+A plugin (the bundled ones under ``plugins/`` included) imports from here and from
+``modelmux.testing`` only; every other ``modelmux`` module is the host's own and may
+change in any release. What this module exports follows semantic versioning: a name
+is removed or changes its signature only in a major release. ``docs/plugins.md``
+documents each name (a test keeps that page and ``__all__`` equal).
+
+    from modelmux.plugin import Completion, Provider, ProviderSettings, UpstreamRequest, hookimpl
+"""
+
+from __future__ import annotations
+
+from modelmux import hookimpl
+from modelmux.config import redact
+from modelmux.errors import (
+    InvalidRequestError,
+    ModelMuxError,
+    NotFoundError,
+    RateLimitError,
+    UpstreamAuthError,
+    UpstreamError,
+    UpstreamRequestError,
+    UpstreamTimeoutError,
+    UpstreamUnavailableError,
+)
+from modelmux.http import (
+    error_from_status,
+    error_message,
+    probe_timeout,
+    retry_after,
+    timeout_for,
+    upstream_errors,
+)
+from modelmux.images import Image, ImageFetcher
+from modelmux.passthrough import (
+    ErrorMapper,
+    StreamFilter,
+    get_json,
+    open_upstream,
+    raw_stream,
+    read_completion,
+    request_body,
+)
+from modelmux.provider import (
+    Check,
+    Completion,
+    DictEventStream,
+    EventStream,
+    Host,
+    Provider,
+    ProviderSettings,
+    RawEventStream,
+    UpstreamRequest,
+)
+from modelmux.registry import (
+    PresetRender,
+    RegisterCache,
+    RegisterPreset,
+    RegisterProvider,
+    RegisterStateStore,
+)
+from modelmux.sse import SSEEvent, SSEParser
+from modelmux.stores import Cache, KeyValueStore, StateStore, StoreSettings
+from modelmux.translate.anthropic import (
+    DEFAULT_MAX_TOKENS,
+    AnthropicPlan,
+    AnthropicStream,
+    from_anthropic,
+    to_anthropic,
+)
+from modelmux.translate.chunks import Chunks
+from modelmux.translate.unsupported import refuse_tool_choice_without_tools, refuse_unsupported
+
+__all__ = [
+    "DEFAULT_MAX_TOKENS",
+    "AnthropicPlan",
+    "AnthropicStream",
+    "Cache",
+    "Check",
+    "Chunks",
+    "Completion",
+    "DictEventStream",
+    "ErrorMapper",
+    "EventStream",
+    "Host",
+    "Image",
+    "ImageFetcher",
+    "InvalidRequestError",
+    "KeyValueStore",
+    "ModelMuxError",
+    "NotFoundError",
+    "PresetRender",
+    "Provider",
+    "ProviderSettings",
+    "RateLimitError",
+    "RawEventStream",
+    "RegisterCache",
+    "RegisterPreset",
+    "RegisterProvider",
+    "RegisterStateStore",
+    "SSEEvent",
+    "SSEParser",
+    "StateStore",
+    "StoreSettings",
+    "StreamFilter",
+    "UpstreamAuthError",
+    "UpstreamError",
+    "UpstreamRequest",
+    "UpstreamRequestError",
+    "UpstreamTimeoutError",
+    "UpstreamUnavailableError",
+    "error_from_status",
+    "error_message",
+    "from_anthropic",
+    "get_json",
+    "hookimpl",
+    "open_upstream",
+    "probe_timeout",
+    "raw_stream",
+    "read_completion",
+    "redact",
+    "refuse_tool_choice_without_tools",
+    "refuse_unsupported",
+    "request_body",
+    "retry_after",
+    "timeout_for",
+    "to_anthropic",
+    "upstream_errors",
+]
