@@ -91,7 +91,7 @@ def _add_plugin_commands(group: click.Group) -> None:
     if _plugin_commands_added:
         return
     _plugin_commands_added = True
-    _plugins().manager.hook.register_commands(cli=group)
+    _plugins().call("register_commands", cli=group)
 
 
 @click.group(cls=_Group)

@@ -10,7 +10,7 @@ disk) always load and register through the same hooks.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from importlib import metadata
 from types import ModuleType
@@ -53,6 +53,17 @@ class Plugins:
     @property
     def errors(self) -> dict[str, str]:
         return {i.name: i.error for i in self.infos if i.error}
+
+    def call(self, hook_name: str, **kwargs: Any) -> None:
+        """Call a hook on every plugin; one that raises is logged and listed with its error."""
+        call_hook(self.manager, hook_name, lambda _plugin: kwargs, lambda p, msg: _failed(self.infos, p, msg))
+
+
+def _failed(infos: list[PluginInfo], plugin: str, msg: str) -> None:
+    logger.error("plugin {}: {}", plugin, msg)
+    for info in infos:
+        if info.name == plugin:
+            info.error = msg
 
 
 def _env_list(name: str) -> set[str] | None:
@@ -126,8 +137,10 @@ def load_plugins(extra: Iterable[ModuleType | object] = ()) -> Plugins:
                 info.error = f"{type(exc).__name__}: {exc}"
                 logger.error("plugin {} could not be registered: {}", name, info.error)
         infos.append(info)
-    for obj in extra:
-        pm.register(obj)
+    for obj in extra:  # in-process plugins (tests): reported like installed ones
+        name = getattr(obj, "__name__", None) or type(obj).__name__
+        name = pm.register(obj, name=None if pm.has_plugin(name) else name) or name
+        infos.append(PluginInfo(name, "(in-process)", host_version))
 
     registry = _collect(pm, infos)
     return Plugins(pm, registry, infos)
@@ -146,21 +159,41 @@ def _plugin_name(pm: pluggy.PluginManager, impl: pluggy.HookImpl) -> str:
     return name.removeprefix("builtin:")
 
 
+def call_hook(
+    pm: pluggy.PluginManager,
+    hook_name: str,
+    make_kwargs: Callable[[str], dict[str, Any]],
+    on_error: Callable[[str, str], None],
+) -> None:
+    """Call each plugin's implementation of ``hook_name`` through pluggy, one plugin at a time.
+
+    pluggy passes an implementation only the arguments it names (so a hook can gain an
+    argument without breaking older plugins) and runs wrappers; calling one plugin at a time
+    keeps a plugin whose hook raises from stopping the others: ``on_error(plugin, message)``
+    reports it. ``make_kwargs(plugin)`` gives the call's arguments (a ``register`` that knows
+    which plugin registers).
+    """
+    impls = getattr(pm.hook, hook_name).get_hookimpls()
+    # A wrapper stays in every call, so it wraps each plugin's implementation as pluggy would.
+    wrappers = {id(i.plugin) for i in impls if i.hookwrapper or i.wrapper}
+    plugins = pm.get_plugins()
+    for impl in impls:
+        if impl.hookwrapper or impl.wrapper:
+            continue
+        plugin = _plugin_name(pm, impl)
+        others = [p for p in plugins if p is not impl.plugin and id(p) not in wrappers]
+        try:
+            pm.subset_hook_caller(hook_name, remove_plugins=others)(**make_kwargs(plugin))
+        except Exception as exc:
+            on_error(plugin, f"{hook_name} raised {type(exc).__name__}: {exc}")
+
+
 def _collect(pm: pluggy.PluginManager, infos: list[PluginInfo]) -> Registry:
     registry = Registry()
     by_name = {i.name: i for i in infos}
 
     def call(hook_name: str, make_register: Any) -> None:
-        hook = getattr(pm.hook, hook_name)
-        for impl in hook.get_hookimpls():
-            plugin = _plugin_name(pm, impl)
-            try:
-                impl.function(make_register(plugin))
-            except Exception as exc:
-                msg = f"{hook_name} raised {type(exc).__name__}: {exc}"
-                logger.error("plugin {}: {}", plugin, msg)
-                if plugin in by_name:
-                    by_name[plugin].error = msg
+        call_hook(pm, hook_name, lambda plugin: {"register": make_register(plugin)}, lambda p, m: _failed(infos, p, m))
 
     def note(plugin: str, what: str) -> None:
         if plugin in by_name:

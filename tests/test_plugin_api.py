@@ -9,7 +9,14 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import click
+import httpx
+import openai
+
 import modelmux.plugin
+from modelmux.plugin import Completion, Provider, ProviderSettings, RegisterProvider, UpstreamRequest, hookimpl
+from modelmux.plugins import load_plugins
+from modelmux.testing import run_gateway
 
 ROOT = Path(__file__).resolve().parents[1]
 #: What a plugin may import from the host.
@@ -66,3 +73,94 @@ def test_every_exported_name_exists_and_nothing_else_is_public() -> None:
         if not name.startswith("_") and name not in exported and name != "annotations"
     }
     assert not strays, f"public names of modelmux.plugin missing from __all__: {sorted(strays)}"
+
+
+# --- hooks are called through pluggy, one plugin at a time ---------------------------------------
+
+
+class Loud(Provider):
+    async def chat(self, request: UpstreamRequest) -> Completion:
+        text = str(request.body["messages"][-1]["content"]).upper()
+        message = {"role": "assistant", "content": text, "refusal": None}
+        choice = {"index": 0, "finish_reason": "stop", "logprobs": None, "message": message}
+        return Completion(
+            data={
+                "id": "c",
+                "object": "chat.completion",
+                "created": 0,
+                "model": request.public_model,
+                "choices": [choice],
+            }
+        )
+
+
+class LoudSettings(ProviderSettings):
+    type: str = "loud"
+
+
+class OlderPlugin:
+    """Written against a smaller hook spec: its implementations name fewer arguments than the spec has."""
+
+    __name__ = "older"
+    preset_hook_ran = False
+
+    @hookimpl
+    def register_config_presets(self) -> None:  # no ``register``: pluggy passes only what is named
+        OlderPlugin.preset_hook_ran = True
+
+    @hookimpl
+    def register_providers(self, register: RegisterProvider) -> None:
+        register("loud", Loud, LoudSettings)  # the class is the factory
+
+
+class BrokenPlugin:
+    """A plugin whose hooks raise: reported, and no other plugin is kept from loading."""
+
+    __name__ = "broken-hooks"
+
+    @hookimpl
+    def register_providers(self, register: RegisterProvider) -> None:
+        raise RuntimeError("boom in register_providers")
+
+    @hookimpl
+    def register_commands(self, cli: click.Group) -> None:
+        raise RuntimeError("boom in register_commands")
+
+
+class CommandPlugin:
+    __name__ = "commands"
+
+    @hookimpl
+    def register_commands(self, cli: click.Group) -> None:
+        cli.add_command(click.Command("hello-from-plugin", callback=lambda: click.echo("hello")))
+
+
+def test_an_implementation_may_take_fewer_arguments_than_the_spec() -> None:
+    OlderPlugin.preset_hook_ran = False
+    loaded = load_plugins(extra=[OlderPlugin()])
+    assert OlderPlugin.preset_hook_ran
+    assert loaded.errors.get("older") is None
+    assert loaded.registry.providers["loud"].factory is Loud
+
+
+def test_a_hook_that_raises_is_reported_and_the_other_plugins_still_register() -> None:
+    loaded = load_plugins(extra=[BrokenPlugin(), OlderPlugin(), CommandPlugin()])
+    assert loaded.errors["broken-hooks"] == "register_providers raised RuntimeError: boom in register_providers"
+    assert "loud" in loaded.registry.providers and "echo" in loaded.registry.providers
+    group = click.Group()
+    loaded.call("register_commands", cli=group)
+    assert "hello-from-plugin" in group.commands  # the command plugin ran although another raised
+    assert loaded.errors["broken-hooks"] == "register_commands raised RuntimeError: boom in register_commands"
+
+
+def test_the_gateway_serves_a_class_registered_provider_and_reports_the_broken_plugin() -> None:
+    config = {"providers": {"l": {"type": "loud"}}, "models": {"loud": {"provider": "l", "model": "x"}}}
+    with run_gateway(config, plugins=[BrokenPlugin(), OlderPlugin()]) as gw:
+        client = openai.OpenAI(base_url=gw.url, api_key="unused", max_retries=0)
+        out = client.chat.completions.create(model="loud", messages=[{"role": "user", "content": "hey"}])
+        assert out.choices[0].message.content == "HEY"
+        health = httpx.get(f"{gw.root}/health").json()
+    assert (
+        health["plugin_errors"]["broken-hooks"] == "register_providers raised RuntimeError: boom in register_providers"
+    )
+    assert health["providers"]["l"]["status"] == "ok"
