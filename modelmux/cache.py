@@ -203,11 +203,11 @@ class ResponseCache:
         frames: AsyncIterator[bytes],
         lookup: Lookup,
         deployment: Deployment,
-        state: dict[str, Any],
+        ok: Callable[[], bool],
         headers: Mapping[str, str] | None = None,
     ) -> AsyncIterator[bytes]:
         """Pass a stream to the client and store it once it ended well (bounded buffer): when
-        ``state`` has no ``error`` at the end."""
+        ``ok()`` says so after the last frame."""
         limit = self.settings.max_entry_bytes
         parts: list[bytes] = []
         size = 0
@@ -217,7 +217,7 @@ class ResponseCache:
                 size += len(frame)
             yield frame
         # Reached only when the stream ran to its end (a client that left cancels us at a yield).
-        if size <= limit and state.get("error") is None:
+        if size <= limit and ok():
             await self.put(lookup, "sse", b"".join(parts), deployment, headers)
 
     async def aclose(self) -> None:

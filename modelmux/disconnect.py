@@ -9,20 +9,19 @@ cancellation reaches the upstream call, which closes its connection.
 
 The watch is one task running the server's ``receive()`` (after the body, the next
 message can only be the disconnect) with a done-callback: no events, no second
-coroutine. Requests it watches are marked in ``scope["state"]`` (``WATCHED``), so a
+coroutine. Requests it watches are marked in their ``RequestContext`` (``watched``), so a
 streaming response can rely on it instead of listening for the disconnect itself.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from modelmux.context import context_of
+
 WATCHED_PREFIX = "/v1/"
-#: ``scope["state"]`` key set on every request this wrapper watches.
-WATCHED = "disconnect_watched"
 
 
 class CancelOnDisconnect:
@@ -35,8 +34,8 @@ class CancelOnDisconnect:
             return
         task = asyncio.current_task()
         assert task is not None
-        state: dict[str, Any] = scope.setdefault("state", {})
-        state[WATCHED] = True
+        ctx = context_of(scope)
+        ctx.watched = True
         watcher: asyncio.Future[Message] | None = None
         completed = False
         cancelled_by_us = False
@@ -47,7 +46,7 @@ class CancelOnDisconnect:
                 return
             if done.result()["type"] == "http.disconnect" and not completed:
                 # For the access log / metrics: no answer was sent because the client left.
-                state["client_disconnected"] = True
+                ctx.client_disconnected = True
                 cancelled_by_us = True
                 task.cancel()
 

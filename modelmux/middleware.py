@@ -12,6 +12,8 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from modelmux import health, metrics, tracing
+from modelmux.context import SCOPE_KEY, RequestContext
+from modelmux.dispatch import error_response
 from modelmux.errors import AuthenticationError, ModelMuxError, PayloadTooLargeError
 from modelmux.logs import level_enabled, log_line, redact_body, request_id_var
 
@@ -27,21 +29,6 @@ def _client_key(headers: dict[bytes, bytes]) -> str | None:
             return token.strip()
     key = headers.get(b"api-key")
     return key.decode("latin-1").strip() if key else None
-
-
-#: Facts the routes leave in ``scope["state"]`` that the request's log line carries (in this order).
-LOG_FIELDS = (
-    "key_id",
-    "model",
-    "provider",
-    "deployment",
-    "ttft_ms",
-    "input_tokens",
-    "output_tokens",
-    "cache",
-    "retries",
-    "error",
-)
 
 
 class GatewayMiddleware:
@@ -75,9 +62,7 @@ class GatewayMiddleware:
         headers = dict(scope["headers"])
         rid = headers.get(b"x-request-id", b"").decode("latin-1")[:200] or uuid.uuid4().hex
         token = request_id_var.set(rid)
-        state: dict[str, Any] = scope.setdefault("state", {})
-        state["request_id"] = rid
-        state["started"] = started
+        ctx = scope[SCOPE_KEY] = RequestContext(rid, started)
         status = 0  # no response started yet
         rid_header = (b"x-request-id", rid.encode("latin-1"))
 
@@ -89,34 +74,33 @@ class GatewayMiddleware:
             await send(message)
 
         try:
-            error = self._check(scope, headers, state)
+            error = self._check(scope, headers, ctx)
             if error is not None:
-                state["error"] = f"{type(error).__name__}: {error.message}"
-                await self._send_error(error, send_with_id)
+                await error_response(error, ctx)(scope, receive, send_with_id)
                 return
             await self.app(scope, self._limited(receive), send_with_id)
         finally:
             if status == 0:
                 # nginx's 499: the client closed the connection before any answer; else an unanswered 500.
-                status = 499 if state.get("client_disconnected") else 500
-            route = scope.get("route")
-            endpoint = getattr(route, "path", None) or "unmatched"
+                status = 499 if ctx.client_disconnected else 500
+            endpoint = ctx.endpoint
             elapsed = time.perf_counter() - started
             metrics.child(metrics.HTTP_REQUESTS, scope["method"], endpoint, str(status)).inc()
             if endpoint.startswith("/v1/"):
-                metrics.child(metrics.REQUEST_DURATION, endpoint, state.get("provider", "-")).observe(elapsed)
+                metrics.child(metrics.REQUEST_DURATION, endpoint, ctx.provider or "-").observe(elapsed)
                 health.REQUESTS.add(status)
             if span is not None:
-                tracing.finish_request_span(span, scope["method"], endpoint, status, state)
-            self._log(scope, endpoint, status, elapsed, state)
+                tracing.finish_request_span(span, scope["method"], status, ctx)
+            self._log(scope, status, elapsed, ctx)
             request_id_var.reset(token)
 
-    def _log(self, scope: Scope, endpoint: str, status: int, elapsed: float, state: dict[str, Any]) -> None:
+    def _log(self, scope: Scope, status: int, elapsed: float, ctx: RequestContext) -> None:
         """The request's one line: what was asked, who answered, how it went."""
         # The level first: with the line filtered out (a quieter server.log_level) nothing is built.
+        endpoint = ctx.endpoint
         if status >= 500:
             level = "ERROR"
-        elif status >= 400 or state.get("error") is not None:
+        elif status >= 400 or ctx.error is not None:
             level = "WARNING"
         elif endpoint.startswith(QUIET_PATHS):
             level = "DEBUG"  # probes and scrapes every few seconds would drown the request lines
@@ -130,18 +114,16 @@ class GatewayMiddleware:
             "endpoint": endpoint,
             "status": status,
             "latency_ms": round(elapsed * 1000, 2),
+            **ctx.log_fields(),
         }
-        for key in LOG_FIELDS:
-            value = state.get(key)
-            if value is not None:
-                fields[key] = value
         if self.log_bodies:
-            for key in ("request_body", "response_body"):
-                if state.get(key) is not None:
-                    fields[key] = redact_body(state[key])
+            if ctx.request_body is not None:
+                fields["request_body"] = redact_body(ctx.request_body)
+            if ctx.response_body is not None:
+                fields["response_body"] = redact_body(ctx.response_body)
         log_line(level, f"{method} {scope['path']} -> {status} in {elapsed * 1000:.1f} ms", fields)
 
-    def _check(self, scope: Scope, headers: dict[bytes, bytes], state: dict[str, Any]) -> ModelMuxError | None:
+    def _check(self, scope: Scope, headers: dict[bytes, bytes], ctx: RequestContext) -> ModelMuxError | None:
         length = headers.get(b"content-length")
         if length is not None and length.isdigit() and int(length) > self.max_bytes:
             return PayloadTooLargeError(
@@ -156,7 +138,7 @@ class GatewayMiddleware:
             )
         for known, kid in self.api_keys.items():
             if hmac.compare_digest(known.encode(), key.encode()):
-                state["key_id"] = kid
+                ctx.key_id = kid
                 return None
         return AuthenticationError("Incorrect API key provided. Use one of the keys in server.api_keys.")
 
@@ -176,15 +158,3 @@ class GatewayMiddleware:
             return message
 
         return wrapped
-
-    @staticmethod
-    async def _send_error(error: ModelMuxError, send: Send) -> None:
-        metrics.ERRORS.labels(error.code or error.error_type).inc()
-        body = error.to_json()
-        headers = [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(body)).encode()),
-        ]
-        headers += [(k.encode(), v.encode()) for k, v in error.headers.items()]
-        await send({"type": "http.response.start", "status": error.status_code, "headers": headers})
-        await send({"type": "http.response.body", "body": body})

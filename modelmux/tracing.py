@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     import aiohttp
 
     from modelmux.config import TracingSettings
+    from modelmux.context import RequestContext
 
 _tracer: Any = None
 _configured = False
@@ -90,18 +91,18 @@ def request_span(tracer: Any, method: str, headers: dict[bytes, bytes]) -> Itera
         span.end()
 
 
-def finish_request_span(span: Any, method: str, endpoint: str, status: int, state: dict[str, Any]) -> None:
+def finish_request_span(span: Any, method: str, status: int, ctx: RequestContext) -> None:
     from opentelemetry.trace import Status, StatusCode
 
-    span.update_name(f"{method} {endpoint}")
-    span.set_attribute("http.route", endpoint)
+    span.update_name(f"{method} {ctx.endpoint}")
+    span.set_attribute("http.route", ctx.endpoint)
     span.set_attribute("http.response.status_code", status)
     for key in ("model", "provider", "deployment", "cache", "retries", "request_id"):
-        value = state.get(key)
+        value = getattr(ctx, key)
         if value is not None:
             span.set_attribute(f"modelmux.{key}", value)
     if status >= 500:
-        span.set_status(Status(StatusCode.ERROR, str(state.get("error") or status)))
+        span.set_status(Status(StatusCode.ERROR, str(ctx.error or status)))
 
 
 def client_trace_config(tracer: Any) -> aiohttp.TraceConfig:

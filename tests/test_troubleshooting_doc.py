@@ -19,6 +19,8 @@ page quotes how each message starts, as a user would search for it, without copy
 from __future__ import annotations
 
 import ast
+import importlib
+import pkgutil
 import re
 import sys
 from collections.abc import Iterator
@@ -65,6 +67,10 @@ def _roots() -> tuple[list[Path], set[type[ModelMuxError]]]:
             top = sys.modules[plugin.__name__.split(".")[0]]
             if top.__file__:
                 roots.add(Path(top.__file__).parent)
+                # Error classes a plugin imports lazily exist only once their module is imported.
+                for info in pkgutil.iter_modules(top.__path__, f"{top.__name__}."):
+                    if not info.name.endswith("__main__"):
+                        importlib.import_module(info.name)
     return sorted(roots), {ModelMuxError, *_all_subclasses(ModelMuxError)}
 
 

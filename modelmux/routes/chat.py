@@ -1,21 +1,21 @@
-"""``POST /v1/chat/completions``."""
+"""``POST /v1/chat/completions``: the pipeline's defaults (the upstream's answer, passed on)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
-from fastapi.responses import Response
+from starlette.requests import Request
+from starlette.responses import Response
 
-from modelmux.routes.common import DirectRoute, forward, read_json
+from modelmux import pipeline
+from modelmux.context import RequestContext
+from modelmux.gateway import Gateway
 from modelmux.schemas import validate_chat
 
-router = APIRouter()
+
+class ChatExchange(pipeline.Exchange):
+    endpoint = "chat"
 
 
-async def chat_completions(request: Request) -> Response:
-    body = await read_json(request)
+async def chat_completions(gw: Gateway, request: Request, ctx: RequestContext) -> Response:
+    body = await pipeline.read_json(gw, request, ctx)
     validate_chat(body)
-    return await forward(request, "chat", body)
-
-
-# The hottest route: no per-request dependency solving (see DirectRoute).
-router.add_api_route("/v1/chat/completions", chat_completions, methods=["POST"], route_class_override=DirectRoute)
+    return await pipeline.run(ChatExchange(gw, request, ctx, body))

@@ -4,31 +4,27 @@ from __future__ import annotations
 
 import asyncio
 
-from fastapi import APIRouter, Request
-from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST
+from starlette.requests import Request
+from starlette.responses import Response
 
 from modelmux import metrics
-from modelmux.routes.common import gateway, json_response
-
-router = APIRouter()
-
-
-@router.get("/health")
-async def health(request: Request) -> Response:
-    return json_response(gateway(request).health())
+from modelmux.context import RequestContext
+from modelmux.gateway import Gateway
+from modelmux.pipeline import json_response
 
 
-@router.get("/health/live")
-async def live() -> Response:
+async def health(gw: Gateway, request: Request, ctx: RequestContext) -> Response:
+    return json_response(gw.health())
+
+
+async def live(gw: Gateway, request: Request, ctx: RequestContext) -> Response:
     return json_response({"status": "ok"})
 
 
-@router.get("/health/ready")
-async def ready(request: Request) -> Response:
+async def ready(gw: Gateway, request: Request, ctx: RequestContext) -> Response:
     """503 until every configured provider started and answers its readiness probe
     (cached for ``server.ready_check_interval_seconds``) and the state store answers."""
-    gw = gateway(request)
     problems = dict(gw.provider_errors)
     if not gw.providers:
         problems["providers"] = "no provider is configured and usable"
@@ -38,8 +34,7 @@ async def ready(request: Request) -> Response:
     return json_response({"status": "ready"})
 
 
-@router.get("/metrics")
-async def metrics_endpoint() -> Response:
+async def metrics_endpoint(gw: Gateway, request: Request, ctx: RequestContext) -> Response:
     # Multiprocess mode reads every worker's files: off the event loop.
     body = await asyncio.to_thread(metrics.render) if metrics.multiprocess_dir() else metrics.render()
     return Response(body, media_type=CONTENT_TYPE_LATEST)

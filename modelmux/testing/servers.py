@@ -109,8 +109,7 @@ class RunningGateway:
         """The running ``Gateway`` (providers, router, stores), for tests that inspect it."""
         app = self.app
         while app is not None:
-            state = getattr(app, "state", None)
-            gw = getattr(state, "gateway", None) if state is not None else None
+            gw = getattr(app, "gateway", None)  # the Dispatcher holds it once the lifespan started
             if gw is not None:
                 return gw
             app = getattr(app, "app", None)
