@@ -114,7 +114,8 @@ def create_app_from_env() -> ASGIApp:
     """The uvicorn factory (``modelmux serve``): configuration from ``MODELMUX_CONFIG_FILE`` and env."""
     plugins = load_plugins()
     config = load_config(os.environ.get("MODELMUX_CONFIG_FILE") or None, plugins.registry)
-    setup_logging(config.server.log_level, config.server.log_format)
+    # In a worker of `serve --workers N`: its lines carry its pid.
+    setup_logging(config.server.log_level, config.server.log_format, config.server.workers)
     app = create_app(config, plugins)
     _tune_gc()
     return app

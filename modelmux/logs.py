@@ -1,4 +1,9 @@
-"""Logging with loguru: ``pretty`` for people, ``json`` (one object a line) for machines.
+"""Logging: ``pretty`` for people, ``json`` (one object a line) for machines.
+
+Two writers share stderr and the format: loguru for diagnostics (start-up, warnings,
+tracebacks, uvicorn's and aiohttp's messages), and ``RequestLog`` below for the request
+log line, one per request (modelmux/middleware.py), written straight to the stream: it
+is on every request's path, and a loguru record costs several times the line itself.
 
 Every line carries the request id of the request being served (a context
 variable set by the middleware). Secrets never reach a line: configuration is
@@ -7,10 +12,12 @@ logged redacted, request bodies are not logged unless ``log_bodies = true``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import sys
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -24,6 +31,8 @@ request_id_var: ContextVar[str] = ContextVar("modelmux_request_id", default="-")
 _secrets: set[str] = set()
 
 PRETTY = "<green>{time:HH:mm:ss.SSS}</green> <level>{level: <7}</level> <cyan>{extra[request_id]}</cyan> {message}"
+#: Fields a pretty request line leaves out: its message says them ("POST /v1/... -> 200 in 3.1 ms").
+SAID_BY_MESSAGE = frozenset({"method", "status", "latency_ms"})
 
 
 def add_secrets(values: list[str]) -> None:
@@ -57,64 +66,105 @@ def redact_body(raw: bytes | str) -> str:
     return text
 
 
-#: The standard levels' numbers (loguru's), for ``level_enabled``.
+#: The standard levels' numbers (loguru's).
 LEVEL_NUMBERS = {"TRACE": 5, "DEBUG": 10, "INFO": 20, "SUCCESS": 25, "WARNING": 30, "ERROR": 40, "CRITICAL": 50}
 
+# Loguru's default colours for the pretty format, so that both writers look alike on a terminal.
+_RESET, _DIM, _GREEN, _CYAN = "\x1b[0m", "\x1b[2m", "\x1b[32m", "\x1b[36m"
+_LEVEL_COLOURS = {
+    "TRACE": "\x1b[36m\x1b[1m",
+    "DEBUG": "\x1b[34m\x1b[1m",
+    "INFO": "\x1b[1m",
+    "SUCCESS": "\x1b[32m\x1b[1m",
+    "WARNING": "\x1b[33m\x1b[1m",
+    "ERROR": "\x1b[31m\x1b[1m",
+    "CRITICAL": "\x1b[41m\x1b[1m",
+}
 
-def level_enabled(level: str) -> bool:
-    """Whether some sink takes lines of ``level``: lets a hot path skip building a line nobody writes.
 
-    Loguru has no public way to ask; its core keeps the lowest level of its sinks (``min_level``,
-    updated by ``logger.add``/``remove``). Without it (another loguru version) every line is built,
-    as before."""
-    min_level = getattr(getattr(logger, "_core", None), "min_level", 0)
-    return LEVEL_NUMBERS.get(level, 0) >= min_level
+def colour_wanted(stream: TextIO) -> bool:
+    """Colours for a pretty log on ``stream``: on a terminal, unless ``NO_COLOR`` is set;
+    ``FORCE_COLOR`` turns them on anywhere (both writers take this one answer)."""
+    if os.environ.get("NO_COLOR"):
+        return False
+    if os.environ.get("FORCE_COLOR"):
+        return True
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):  # a closed or stream-like object
+        return False
+
+
+def _json_line(time: datetime, level: str, message: str, fields: dict[str, Any], exception: str | None = None) -> str:
+    """One JSON log line: what both writers write with ``log_format = "json"``."""
+    out: dict[str, Any] = {"time": time.isoformat(), "level": level, "message": message}
+    out.update(fields)
+    if exception is not None:
+        out["exception"] = exception
+    return orjson.dumps(out, default=str).decode() + "\n"
 
 
 @dataclass(frozen=True, slots=True)
-class _Direct:
-    """``setup_logging``'s sink, when a line can be written to it exactly as loguru would."""
+class RequestLog:
+    """The request log line's writer: one ``write`` per request, straight to stderr.
 
-    handler_id: int
-    level_no: int
-    #: The pretty sink's stream (bound when it was added); None: the JSON sink (``sys.stderr`` at call time).
-    stream: TextIO | None
+    It takes the format and level of ``[server]`` (``setup_logging``); without set-up it
+    writes ``info`` and above, pretty and without colours (an application embedding the app).
+    """
+
+    level_no: int = LEVEL_NUMBERS["INFO"]
+    json: bool = False
+    colour: bool = False
+    #: With several workers, the writing worker's pid (its ``/health`` ``worker_pid``); else None.
+    worker_pid: int | None = None
+
+    def enabled(self, level: str) -> bool:
+        return LEVEL_NUMBERS.get(level, 0) >= self.level_no
+
+    def write(self, level: str, message: str, fields: dict[str, Any]) -> None:
+        """``message`` and ``fields`` (taken over: it is not copied) as one line on stderr."""
+        fields.setdefault("request_id", request_id_var.get())
+        if self.worker_pid is not None:
+            fields["worker_pid"] = self.worker_pid
+        if _secrets:
+            message = _scrub_line(message, fields)
+        # sys.stderr looked up on each line: it follows a redirect (pytest's capture, a supervisor's).
+        if self.json:
+            sys.stderr.write(_json_line(datetime.now().astimezone(), level, message, fields))
+            return
+        endpoint = fields.get("endpoint")
+        if endpoint is not None and f" {endpoint} " in message:
+            endpoint = None  # the message's path is the route template: said once
+        kv = " ".join(
+            [
+                f"{k}={v}"
+                for k, v in fields.items()
+                if k != "request_id" and k not in SAID_BY_MESSAGE and (k != "endpoint" or endpoint is not None)
+            ]
+        )
+        now = datetime.now()
+        clock = f"{now.hour:02d}:{now.minute:02d}:{now.second:02d}.{now.microsecond // 1000:03d}"
+        rid = fields["request_id"]
+        if self.colour:
+            sys.stderr.write(
+                f"{_GREEN}{clock}{_RESET} {_LEVEL_COLOURS.get(level, '')}{level: <7}{_RESET} {_CYAN}{rid}{_RESET} "
+                f"{message}{f' {_DIM}{kv}{_RESET}' if kv else ''}\n"
+            )
+        else:
+            sys.stderr.write(f"{clock} {level: <7} {rid} {message}{' ' + kv if kv else ''}\n")
 
 
-_direct: _Direct | None = None
+_request_log = RequestLog()
 
 
-def _only_sink(handler_id: int) -> bool:
-    handlers = getattr(getattr(logger, "_core", None), "handlers", None)
-    return isinstance(handlers, dict) and len(handlers) == 1 and handler_id in handlers
+def level_enabled(level: str) -> bool:
+    """Whether a request line of ``level`` is written: lets the middleware skip building one nobody reads."""
+    return _request_log.enabled(level)
 
 
 def log_line(level: str, message: str, fields: dict[str, Any]) -> None:
-    """One structured line (the request log line): ``logger.bind(**fields).log(level, message)``.
-
-    Loguru builds a full record for every line (caller frame, thread, process, two clocks,
-    a copy for the formatter): about 50 µs, a tenth of a proxied request's CPU. While the
-    only sink is the one ``setup_logging`` added, and it is not colourising, the same line
-    (same fields, order, format, scrubbing) is written here directly. Any other sink (a
-    test's, an embedding application's) gets every line through loguru as before.
-    ``fields`` becomes the line's extra fields (it is not copied).
-    """
-    direct = _direct
-    if direct is None or LEVEL_NUMBERS.get(level, 0) < direct.level_no or not _only_sink(direct.handler_id):
-        logger.opt(depth=1).bind(**fields).log(level, message)  # the caller's function and line, as before
-        return
-    fields.setdefault("request_id", request_id_var.get())
-    if _secrets:
-        message = _scrub_line(message, fields)
-    if direct.stream is None:
-        _write_json(datetime.now().astimezone(), level, message, fields)
-        return
-    now = datetime.now()
-    kv = " ".join([f"{k}={v}" for k, v in fields.items() if k != "request_id"])
-    direct.stream.write(
-        f"{now.hour:02d}:{now.minute:02d}:{now.second:02d}.{now.microsecond // 1000:03d} {level: <7} "
-        f"{fields['request_id']} {message}{' ' + kv if kv else ''}\n"
-    )
+    """The request's log line (``RequestLog.write``); ``fields`` is taken over, not copied."""
+    _request_log.write(level, message, fields)
 
 
 def _scrub_line(message: str, extra: dict[str, Any]) -> str:
@@ -137,31 +187,28 @@ def _scrub_line(message: str, extra: dict[str, Any]) -> str:
 def _patch(record: Record) -> None:
     extra = record["extra"]
     extra.setdefault("request_id", request_id_var.get())
+    if _request_log.worker_pid is not None:
+        extra["worker_pid"] = _request_log.worker_pid
     if _secrets:
         record["message"] = _scrub_line(record["message"], extra)
 
 
 def _pretty_format(record: Record) -> str:
-    # Structured fields (the request line's) follow the message as key=value.
+    # Structured fields (a diagnostic's bound ones) follow the message as key=value.
     fields = " ".join([f"{k}={v}" for k, v in record["extra"].items() if k != "request_id" and k != "_kv"])
     record["extra"]["_kv"] = fields
     return PRETTY + (" <dim>{extra[_kv]}</dim>" if fields else "") + "\n{exception}"
 
 
-def _write_json(time: datetime, level: str, message: str, fields: dict[str, Any], exception: str | None = None) -> None:
-    """One JSON line on stderr: what the JSON sink writes, whether loguru or ``log_line`` made the line."""
-    out: dict[str, Any] = {"time": time.isoformat(), "level": level, "message": message}
-    out.update(fields)
-    if exception is not None:
-        out["exception"] = exception
-    sys.stderr.write(orjson.dumps(out, default=str).decode() + "\n")
+def _stderr_sink(message: Message) -> None:
+    sys.stderr.write(message)
 
 
 def _json_sink(message: Message) -> None:
     record = message.record
     fields = {k: v for k, v in record["extra"].items() if k != "_kv"}
     exception = scrub(str(record["exception"].value)) if record["exception"] is not None else None
-    _write_json(record["time"], record["level"].name, record["message"], fields, exception)
+    sys.stderr.write(_json_line(record["time"], record["level"].name, record["message"], fields, exception))
 
 
 class _InterceptHandler(logging.Handler):
@@ -175,40 +222,85 @@ class _InterceptHandler(logging.Handler):
         logger.opt(depth=6, exception=record.exc_info).log(level, record.getMessage())
 
 
-def _colorize(stream: TextIO) -> bool:
-    """Loguru's own choice for a stream sink (terminal, CI, IDE), so that both writers agree."""
-    try:
-        from loguru._colorama import should_colorize
-    except ImportError:  # another loguru version: its default is "a terminal"
-        return stream.isatty()
-    return bool(should_colorize(stream))  # type: ignore[no-untyped-call]
+#: The standard-library loggers ``setup_logging`` changes besides the root.
+_STD_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
+#: The loguru sink ``setup_logging`` added (it removes every other one), None before it ran.
+_sink: int | None = None
+#: ``setup_logging``'s arguments while its set-up is in force.
+_setup: tuple[str, str, int] | None = None
 
 
-def setup_logging(level: str = "info", fmt: str = "pretty") -> None:
-    global _direct
+@dataclass
+class LogSetup:
+    """The logging set-up at one moment (``snapshot_logging``), to put back with ``restore``:
+    tests, and an application that runs the gateway for a while inside its own process."""
+
+    setup: tuple[str, str, int] | None
+    request_log: RequestLog
+    root_level: int
+    std_loggers: dict[str, tuple[list[logging.Handler], bool]] = field(default_factory=dict)
+
+    def restore(self) -> None:
+        """Undo the ``setup_logging`` calls made since the snapshot. Other handlers of the standard
+        library's root logger (an application's, pytest's) are left as they are."""
+        global _request_log, _setup, _sink
+        root = logging.getLogger()
+        root.handlers[:] = [h for h in root.handlers if not isinstance(h, _InterceptHandler)]
+        if self.setup is not None:
+            setup_logging(*self.setup)
+        elif _sink is not None:
+            # Before any set-up loguru had its default sink (stderr, every level); an application's
+            # own sinks were removed by setup_logging and cannot come back.
+            with contextlib.suppress(ValueError):  # someone removed it already
+                logger.remove(_sink)
+            _sink = None
+            logger.add(_stderr_sink)
+            _setup = None
+        _request_log = self.request_log
+        root.setLevel(self.root_level)
+        for name, (handlers, propagate) in self.std_loggers.items():
+            std = logging.getLogger(name)
+            std.handlers[:] = handlers
+            std.propagate = propagate
+
+
+def snapshot_logging() -> LogSetup:
+    std = {name: (list(logging.getLogger(name).handlers), logging.getLogger(name).propagate) for name in _STD_LOGGERS}
+    return LogSetup(_setup, _request_log, logging.getLogger().level, std)
+
+
+def setup_logging(level: str = "info", fmt: str = "pretty", workers: int = 1) -> LogSetup:
+    """Log at ``level`` and above in ``fmt`` (``pretty`` or ``json``) on stderr; ``workers`` > 1:
+    this process is one of several workers, and its lines carry its pid. Returns the set-up it
+    replaced (``restore()`` puts it back)."""
+    global _request_log, _setup, _sink
+    before = snapshot_logging()
     logger.remove()
     logger.configure(patcher=_patch)
-    level_no = LEVEL_NUMBERS.get(level.upper(), 0)
+    colour = fmt != "json" and colour_wanted(sys.stderr)
+    _request_log = RequestLog(
+        LEVEL_NUMBERS.get(level.upper(), 0), fmt == "json", colour, os.getpid() if workers > 1 else None
+    )
     if fmt == "json":
         # The sink makes its own line from the record: "{message}" spares loguru formatting a default
         # line (with its timestamp) that nobody reads.
-        sink = logger.add(_json_sink, level=level.upper(), format="{message}", backtrace=False, diagnose=False)
-        _direct = _Direct(sink, level_no, None)
+        _sink = logger.add(_json_sink, level=level.upper(), format="{message}", backtrace=False, diagnose=False)
     else:
-        stream = sys.stderr
-        colorize = _colorize(stream)
-        sink = logger.add(
-            stream, level=level.upper(), format=_pretty_format, colorize=colorize, backtrace=False, diagnose=False
+        _sink = logger.add(
+            _stderr_sink, level=level.upper(), format=_pretty_format, colorize=colour, backtrace=False, diagnose=False
         )
-        # Colours only on a terminal, where nobody serves thousands of requests a second: loguru writes those.
-        _direct = None if colorize else _Direct(sink, level_no, stream)
+    _setup = (level, fmt, workers)
     # The stdlib level matters: uvicorn wraps the app in its (slow) message logger when
     # its logger is enabled for TRACE, so never leave the root at 0.
     std_level = logging.getLevelName(level.upper()) if level != "trace" else 5
-    logging.basicConfig(handlers=[_InterceptHandler()], level=std_level, force=True)
+    root = logging.getLogger()
+    # Other handlers stay (``serve`` has none; pytest's capture has its own): restore() can leave them.
+    root.handlers[:] = [*(h for h in root.handlers if not isinstance(h, _InterceptHandler)), _InterceptHandler()]
+    root.setLevel(std_level)
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers = [_InterceptHandler()]
         logging.getLogger(name).propagate = False
     # Access lines come from our middleware (one per request, with its id); silence uvicorn's.
     logging.getLogger("uvicorn.access").handlers = []
     logging.getLogger("uvicorn.access").propagate = False
+    return before

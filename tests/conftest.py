@@ -10,7 +10,17 @@ from concurrent.futures import ThreadPoolExecutor
 import openai
 import pytest
 
+from modelmux.logs import snapshot_logging
 from modelmux.testing import RunningGateway, run_gateway
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """A test that sets logging up (``setup_logging``) leaves it as it found it: else every later
+    test's stdlib log records (aiohttp's tracebacks from the fakes) go through loguru to stderr."""
+    saved = snapshot_logging()
+    yield
+    saved.restore()
 
 
 @pytest.fixture(scope="module")

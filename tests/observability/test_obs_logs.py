@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
+import logging
 import re
-import sys
-from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
@@ -14,17 +13,16 @@ import orjson
 import pytest
 from loguru import logger
 
-from modelmux.logs import setup_logging
+from modelmux.logs import setup_logging, snapshot_logging
 from modelmux.testing import LoopbackServer, run_gateway
 
 SECRET_TEXT = "my-private-message-purple-elephant"
 
 
 @pytest.fixture
-def logs(capfd: pytest.CaptureFixture[str]) -> Iterator[pytest.CaptureFixture[str]]:
-    yield capfd
-    logger.remove()
-    logger.add(sys.__stderr__, level="INFO")
+def logs(capfd: pytest.CaptureFixture[str]) -> pytest.CaptureFixture[str]:
+    # The test's setup_logging is undone after it (tests/conftest.py restores the set-up).
+    return capfd
 
 
 def _config(upstream: LoopbackServer, h: Any, **server: Any) -> dict[str, Any]:
@@ -99,8 +97,8 @@ def test_pretty_lines_carry_the_facts_and_no_secrets(
     for secret in (h.CLIENT_KEY, h.PROVIDER_KEY, SECRET_TEXT, "sk-wrong-guess-0000"):
         assert secret not in err
     plain = next(line for line in err.splitlines() if "req-plain" in line and "/v1/chat/completions" in line)
+    assert "-> 200 in " in plain
     for fact in (
-        "status=200",
         "provider=up",
         "deployment=upstream-m",
         "input_tokens=3",
@@ -132,39 +130,70 @@ def test_log_bodies_logs_bodies_redacted(upstream: LoopbackServer, h: Any, logs:
         assert secret not in err
 
 
-def test_request_lines_have_the_sink_format_exactly(
-    upstream: LoopbackServer, h: Any, logs: pytest.CaptureFixture[str]
+def test_request_lines_say_each_fact_once_in_the_configured_format(
+    upstream: LoopbackServer, h: Any, logs: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # The request line is written straight to setup_logging's sink (not through loguru's record
-    # machinery): it must look exactly like every other line of that sink.
+    # Pretty: the message says method, path, status and latency; the fields do not repeat them.
+    # JSON: every fact a field of its own, for machines.
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.delenv("FORCE_COLOR", raising=False)
     client_headers = {"authorization": f"Bearer {h.CLIENT_KEY}", "x-request-id": "req-shape"}
     body = {"model": "m", "messages": [{"role": "user", "content": "x"}]}
     for fmt in ("pretty", "json"):
         setup_logging("info", fmt)
         with run_gateway(_config(upstream, h, log_format=fmt), plugins=h.plugins) as gw:
             assert httpx.post(f"{gw.url}/chat/completions", json=body, headers=client_headers).status_code == 200
-        lines = [line for line in logs.readouterr().err.splitlines() if "req-shape" in line]
+            models = httpx.get(f"{gw.url}/models/echo", headers={**client_headers, "x-request-id": "req-template"})
+            assert models.status_code == 200
+        err = logs.readouterr().err
+        lines = [line for line in err.splitlines() if "req-shape" in line]
         assert len(lines) == 1, lines
+        template = next(line for line in err.splitlines() if "req-template" in line)
         if fmt == "pretty":
             assert re.fullmatch(
                 r"\d\d:\d\d:\d\d\.\d{3} INFO    req-shape POST /v1/chat/completions -> 200 in \d+\.\d ms "
-                r"method=POST endpoint=/v1/chat/completions status=200 latency_ms=[\d.]+ key_id=key-\w{12} "
-                r"model=m provider=up deployment=upstream-m input_tokens=\d+ output_tokens=\d+ retries=0",
+                r"key_id=key-\w{12} model=m provider=up deployment=upstream-m input_tokens=\d+ output_tokens=\d+ "
+                r"retries=0",
                 lines[0],
             ), lines[0]
+            # The route template differs from the path here: then it is said.
+            assert "GET /v1/models/echo -> 200 in " in template and "endpoint=/v1/models/{model:path}" in template
+            assert "\x1b[" not in err  # not a terminal: no colours
         else:
             line = orjson.loads(lines[0])
-            assert list(line)[:6] == ["time", "level", "message", "method", "endpoint", "status"]
+            assert list(line)[:7] == ["time", "level", "message", "method", "endpoint", "status", "latency_ms"]
             assert list(line)[-1] == "request_id" and line["request_id"] == "req-shape"
             assert datetime.fromisoformat(line["time"]).tzinfo is not None
             assert line["level"] == "INFO" and line["message"].startswith("POST /v1/chat/completions -> 200 in ")
+            assert "worker_pid" not in line  # one worker: no pid (see test_obs_serve_workers.py)
+            assert orjson.loads(template)["endpoint"] == "/v1/models/{model:path}"
 
 
-def test_a_sink_the_application_adds_gets_the_request_lines_too(
+def test_force_color_colours_both_writers(
+    upstream: LoopbackServer, h: Any, logs: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.setenv("FORCE_COLOR", "1")
+    setup_logging("info", "pretty")
+    logger.info("a diagnostic line")
+    with run_gateway(_config(upstream, h), plugins=h.plugins) as gw:
+        r = httpx.get(f"{gw.url}/models", headers={"authorization": f"Bearer {h.CLIENT_KEY}", "x-request-id": "req-c"})
+        assert r.status_code == 200
+    err = logs.readouterr().err
+    request = next(line for line in err.splitlines() if "req-c" in line)
+    assert "\x1b[36mreq-c\x1b[0m GET /v1/models -> 200 in " in request
+    diagnostic = next(line for line in err.splitlines() if "a diagnostic line" in line)
+    assert diagnostic.startswith("\x1b[32m")  # loguru's green clock, as the request line's
+
+
+def test_request_lines_do_not_go_through_loguru(
     upstream: LoopbackServer, h: Any, logs: pytest.CaptureFixture[str]
 ) -> None:
-    setup_logging("info", "pretty")
+    # The request line has its own writer: loguru's sinks (an application's, none at all) do
+    # not change it, and loguru keeps the diagnostics.
+    setup_logging("info", "json")
     records: list[dict[str, Any]] = []
+    logger.remove()
     sink = logger.add(lambda message: records.append(message.record), level="INFO")
     try:
         with run_gateway(_config(upstream, h), plugins=h.plugins) as gw:
@@ -172,8 +201,24 @@ def test_a_sink_the_application_adds_gets_the_request_lines_too(
             client.chat.completions.create(
                 model="m", messages=[{"role": "user", "content": "x"}], extra_headers={"x-request-id": "req-sink"}
             )
+            logger.bind(request_id="req-sink").info("a diagnostic line")
     finally:
         logger.remove(sink)
-    mine = [r for r in records if r["extra"].get("request_id") == "req-sink" and "endpoint" in r["extra"]]
-    assert len(mine) == 1 and mine[0]["extra"]["status"] == 200 and mine[0]["level"].name == "INFO"
-    assert "req-sink" in logs.readouterr().err  # and the configured sink still has it
+    assert [r["message"] for r in records if r["extra"].get("request_id") == "req-sink"] == ["a diagnostic line"]
+    line = next(orjson.loads(x) for x in logs.readouterr().err.splitlines() if "req-sink" in x)
+    assert line["status"] == 200 and line["endpoint"] == "/v1/chat/completions"
+
+
+def test_log_set_up_is_undone_by_restore(caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]) -> None:
+    # The leak this prevents: after one test set logging up, every later test's stdlib records
+    # (aiohttp's "Error handling request" tracebacks from the fakes) went through loguru to the
+    # terminal instead of pytest's capture.
+    saved = snapshot_logging()
+    setup_logging("debug", "json")
+    saved.restore()
+    capfd.readouterr()
+    with caplog.at_level(logging.ERROR, logger="aiohttp.server"):
+        logging.getLogger("aiohttp.server").error("Error handling request from 127.0.0.1")
+    assert [r.getMessage() for r in caplog.records] == ["Error handling request from 127.0.0.1"]
+    assert "Error handling request" not in capfd.readouterr().err  # not also through loguru
+    assert logging.getLogger("uvicorn.access").propagate is True  # setup_logging had turned it off

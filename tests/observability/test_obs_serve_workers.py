@@ -1,4 +1,5 @@
-"""`modelmux serve --workers 2`: /metrics counts every worker's requests (multiprocess mode)."""
+"""`modelmux serve --workers 2`: /metrics counts every worker's requests (multiprocess mode);
+log lines name the worker that wrote them."""
 
 from __future__ import annotations
 
@@ -86,6 +87,10 @@ def test_metrics_add_up_across_two_workers(tmp_path: Path) -> None:
         proc.terminate()
         _, err = proc.communicate(timeout=30)
     assert len(pids) == 2, "the kernel gave every connection to one worker; the sum proved nothing"
+    # Each request line names the worker that wrote it: the pid its /health reports.
+    chat_lines = [line for line in err.splitlines() if "POST /v1/chat/completions -> 200" in line]
+    assert len(chat_lines) == sent, err
+    assert {int(re.findall(r"worker_pid=(\d+)", line)[-1]) for line in chat_lines} == pids
     made = re.search(r"multiprocess mode for 2 workers, samples in (\S+)", err)
     assert made is not None, err
     assert not Path(made.group(1)).exists()  # removed when the server stopped
