@@ -73,6 +73,23 @@ class LimitSettings(_Strict):
     )
 
 
+class ImageSettings(_Strict):
+    """``[server.images]``: bounds on the image URLs ModelMux fetches for providers that need image
+    bytes (Claude on Vertex, Bedrock); docs/security.md#image-urls."""
+
+    max_per_request: int = Field(
+        20, ge=0, description="image URLs one request may ask ModelMux to fetch; more is a 400 before any fetch"
+    )
+    max_total_bytes: int = Field(
+        50 * 1024 * 1024,
+        gt=0,
+        description="bytes of all fetched images of one request together (an image named twice counts twice)",
+    )
+    max_bytes: int = Field(20 * 1024 * 1024, gt=0, description="bytes of one fetched image")
+    timeout_seconds: float = Field(10.0, gt=0, description="time to fetch one image, redirects included")
+    concurrency: int = Field(4, ge=1, le=64, description="images of one request fetched at the same time")
+
+
 class ServerSettings(_Strict):
     """``[server]``: where ModelMux listens, who may call it, and how it logs."""
 
@@ -105,6 +122,7 @@ class ServerSettings(_Strict):
         default_factory=list,
         description="hosts image URLs may be fetched from even when they resolve to private or loopback addresses",
     )
+    images: ImageSettings = Field(default_factory=ImageSettings, description="limits of image URL fetching")
     shutdown_timeout_seconds: float = Field(
         30.0, ge=0, description="on SIGTERM: how long running requests and streams may finish before they are cut"
     )

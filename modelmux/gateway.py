@@ -43,7 +43,9 @@ class Gateway:
         self.provider_errors: dict[str, str] = {}
         self.state: StateStore | None = None
         self.http: aiohttp.ClientSession | None = None
-        self.router = Router(config, self.providers)
+        server = config.server
+        self.images = ImageFetcher.from_settings(server.url_fetch_allow, server.images)
+        self.router = Router(config, self.providers, images=self.images)
         self.response_cache = ResponseCache(
             config.settings.cache, config.settings.models, lambda: self._open_store("cache")
         )
@@ -54,7 +56,6 @@ class Gateway:
     async def start(self) -> None:
         trace_configs = [tracing.client_trace_config(self.tracer)] if self.tracer is not None else []
         self.http = open_client(trace_configs=trace_configs)
-        self.images = ImageFetcher(self.config.server.url_fetch_allow)
         host = Host(http=self.http, server=self.config.server, images=self.images)
         registry = self.plugins.registry
         for name, settings in self.config.providers.items():
@@ -84,7 +85,7 @@ class Gateway:
         await self.response_cache.aclose()
         if self.http is not None:
             await self.http.close()
-            await self.images.aclose()
+        await self.images.aclose()
         metrics.process_exited()
 
     @property

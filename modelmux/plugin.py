@@ -32,7 +32,7 @@ from modelmux.http import (
     timeout_for,
     upstream_errors,
 )
-from modelmux.images import Image, ImageFetcher
+from modelmux.images import Image, ImageFetcher, RequestImages, parse_data_url, per_request
 from modelmux.passthrough import (
     ErrorMapper,
     StreamFilter,
@@ -99,6 +99,7 @@ __all__ = [
     "RegisterPreset",
     "RegisterProvider",
     "RegisterStateStore",
+    "RequestImages",
     "SSEEvent",
     "SSEParser",
     "StateStore",
@@ -116,6 +117,8 @@ __all__ = [
     "get_json",
     "hookimpl",
     "open_upstream",
+    "parse_data_url",
+    "per_request",
     "probe_timeout",
     "raw_stream",
     "read_completion",

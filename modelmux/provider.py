@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     import aiohttp
 
     from modelmux.config import ServerSettings
-    from modelmux.images import ImageFetcher
+    from modelmux.images import ImageFetcher, RequestImages
 
 
 class ProviderSettings(BaseModel):
@@ -63,7 +63,7 @@ class Host:
 
     http: aiohttp.ClientSession
     server: ServerSettings
-    #: Safe fetching of image URLs for providers that need image bytes.
+    #: Safe fetching of image URLs for providers that need image bytes (per request: ``UpstreamRequest.images``).
     images: ImageFetcher
 
 
@@ -79,6 +79,9 @@ class UpstreamRequest:
     public_model: str
     stream: bool
     request_id: str = ""
+    #: The client request's images: fetched once for all its attempts, within its limits. Set by
+    #: the router; ``None`` (a provider called directly): use ``host.images.for_request()``.
+    images: RequestImages | None = None
 
 
 @dataclass

@@ -21,6 +21,7 @@ import asyncio
 import math
 import random
 import time
+import traceback
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -37,6 +38,7 @@ from modelmux.errors import (
     UpstreamTimeoutError,
     UpstreamUnavailableError,
 )
+from modelmux.images import ImageFetcher, RequestImages
 from modelmux.provider import Completion, EventStream, Provider, UpstreamRequest
 from modelmux.timeouts import StreamGuard
 
@@ -83,9 +85,10 @@ class _Tries:
 
 
 class Router:
-    def __init__(self, config: Config, providers: dict[str, Provider]) -> None:
+    def __init__(self, config: Config, providers: dict[str, Provider], images: ImageFetcher | None = None) -> None:
         self.config = config
         self.providers = providers
+        self.images = images
         self._models = config.settings.models
         self._router = config.settings.router
         self._default = self._router.default_provider
@@ -144,6 +147,8 @@ class Router:
         deadline = loop.time() + self._router.deadline_seconds
         last: ModelMuxError | None = None
         attempts = 0
+        # One per client request: images are fetched once for every attempt and fallback.
+        images = RequestImages(self.images) if self.images is not None else None
         for index, plan in enumerate(chain):
             if index > 0:
                 if loop.time() >= deadline:
@@ -152,12 +157,14 @@ class Router:
                 logger.warning("falling back from {} to {}: {}", chain[index - 1].route, plan.route, last)
             tries = _Tries()
             try:
-                return await self._serve(endpoint, body, stream, request_id, plan, deadline, tries, attempts, body_for)
+                return await self._serve(
+                    endpoint, body, stream, request_id, plan, deadline, tries, attempts, body_for, images
+                )
             except ModelMuxError as exc:
                 attempts += tries.total
                 if not exc.retryable:
                     raise
-                last = exc
+                last = _kept(exc)
         if last is None:
             last = UpstreamTimeoutError(
                 f"no answer within router.deadline_seconds ({self._router.deadline_seconds:g} s)"
@@ -175,6 +182,7 @@ class Router:
         tries: _Tries,
         before: int,
         body_for: BodyFor | None,
+        images: RequestImages | None,
     ) -> Routed:
         """Try one model's deployments: the pick, the others, then retries in rounds."""
         loop = asyncio.get_running_loop()
@@ -215,14 +223,14 @@ class Router:
                 tries.total += 1
                 progressed = True
                 use, use_body = body_for(provider, dep) if body_for is not None else (endpoint, body)
-                request = UpstreamRequest(use_body, dep.model, str(body["model"]), stream, request_id)
+                request = UpstreamRequest(use_body, dep.model, str(body["model"]), stream, request_id, images)
                 call = provider.chat if use == "chat" else provider.responses
                 try:
                     result = await self._attempt(provider, dep, state, call, request, deadline)
                 except ModelMuxError as exc:
                     if not exc.retryable:
                         raise
-                    tries.last = exc
+                    tries.last = _kept(exc)
                     hinted = getattr(exc, "retry_after", None)
                     if isinstance(hinted, (int, float)):
                         tries.hint[dep] = float(hinted)
@@ -307,6 +315,22 @@ class Router:
         if isinstance(result, Completion):
             end(None)
         return result
+
+
+def _kept(exc: ModelMuxError) -> ModelMuxError:
+    """A failure kept for later: the reason for the next try, or the answer if none succeeds.
+
+    Its traceback's frames hold the failed attempt's locals (the upstream body, the request's
+    images) and, through the frame that keeps it, form a reference cycle that only the garbage
+    collector would break, long after the request. Drop those frames' locals now."""
+    seen: set[int] = set()
+    err: BaseException | None = exc
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        traceback.clear_frames(err.__traceback__)  # frames still running are left as they are
+        err = err.__cause__ or err.__context__
+    exc.__traceback__ = None  # it starts in the running frame that keeps it: the cycle
+    return exc
 
 
 async def _close(result: Completion | EventStream | None) -> None:

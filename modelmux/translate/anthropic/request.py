@@ -16,11 +16,14 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from modelmux.errors import InvalidRequestError
-from modelmux.images import parse_data_url
+from modelmux.images import parse_data_url, per_request
 from modelmux.translate.unsupported import refuse_tool_choice_without_tools, refuse_unsupported
 
 if TYPE_CHECKING:
-    from modelmux.images import ImageFetcher
+    from modelmux.images import ImageFetcher, RequestImages
+
+#: Image sources still to fill in, with their URLs (fetched together once the request is translated).
+Pending = list[tuple[str, dict[str, Any]]]
 
 #: ``max_tokens`` is required by Anthropic; this is sent when the client gives none.
 DEFAULT_MAX_TOKENS = 4096
@@ -86,7 +89,7 @@ def _text_block(text: str, part: dict[str, Any] | None = None) -> dict[str, Any]
     return block
 
 
-async def _user_blocks(content: Any, param: str, images: ImageFetcher | None) -> list[dict[str, Any]]:
+def _user_blocks(content: Any, param: str, pending: Pending | None) -> list[dict[str, Any]]:
     if isinstance(content, str):
         return [_text_block(content)] if content else []
     if not isinstance(content, list):
@@ -106,14 +109,13 @@ async def _user_blocks(content: Any, param: str, images: ImageFetcher | None) ->
                 raise _bad(f"{where}.image_url.url: required", f"{where}.image_url.url")
             if url.startswith("data:"):
                 image = parse_data_url(url, IMAGE_TYPES)
-            elif images is None:
+                source = {"type": "base64", "media_type": image.media_type, "data": image.base64}
+            elif pending is None:
                 raise _bad(f"{where}: image URLs are not supported here; send a data: URL", where)
             else:
-                image = await images.load(url, accept=IMAGE_TYPES)
-            block: dict[str, Any] = {
-                "type": "image",
-                "source": {"type": "base64", "media_type": image.media_type, "data": image.base64},
-            }
+                source = {"type": "base64", "media_type": "", "data": ""}
+                pending.append((url, source))
+            block: dict[str, Any] = {"type": "image", "source": source}
             if isinstance(part.get("cache_control"), dict):
                 block["cache_control"] = part["cache_control"]
             blocks.append(block)
@@ -169,8 +171,8 @@ def _tool_result(message: dict[str, Any], param: str) -> dict[str, Any]:
     return block
 
 
-async def _messages(
-    messages: list[dict[str, Any]], images: ImageFetcher | None, plan: AnthropicPlan
+def _messages(
+    messages: list[dict[str, Any]], pending: Pending | None, plan: AnthropicPlan
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     system: list[dict[str, Any]] = []
     turns: list[dict[str, Any]] = []
@@ -189,7 +191,7 @@ async def _messages(
         if role in ("system", "developer"):
             system.extend(_text_block(t) for t in _text_of(message.get("content"), f"{param}.content") if t)
         elif role == "user":
-            add("user", await _user_blocks(message.get("content"), f"{param}.content", images))
+            add("user", _user_blocks(message.get("content"), f"{param}.content", pending))
         elif role == "assistant":
             add("assistant", _assistant_blocks(message, param, plan))
         elif role == "tool":
@@ -286,18 +288,21 @@ def _stop(stop: Any) -> list[str] | None:
 async def to_anthropic(
     body: dict[str, Any],
     *,
-    images: ImageFetcher | None = None,
+    images: RequestImages | ImageFetcher | None = None,
     default_max_tokens: int = DEFAULT_MAX_TOKENS,
 ) -> AnthropicPlan:
     """Translate a validated Chat Completions body. Bad or unsupported input is a 400.
 
     ``images`` fetches http(s) image URLs (Claude on Vertex and Bedrock take no URL
-    sources); without it only ``data:`` URLs are accepted.
+    sources): pass the request's ``UpstreamRequest.images`` so that retries and fallbacks
+    reuse what was fetched. Without it only ``data:`` URLs are accepted. The whole request
+    is checked before any image is fetched.
     """
     refuse_unsupported(body, "Claude")
     plan = AnthropicPlan(body={}, stream=bool(body.get("stream")))
     plan.include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-    system, messages = await _messages(body["messages"], images, plan)
+    pending: Pending | None = [] if images is not None else None
+    system, messages = _messages(body["messages"], pending, plan)
     out = plan.body
     out["messages"] = messages
     if system:
@@ -357,4 +362,15 @@ async def to_anthropic(
                 choice["disable_parallel_tool_use"] = True
         if choice is not None:
             out["tool_choice"] = choice
+    if pending:
+        assert images is not None
+        await fill_images(pending, images)
     return plan
+
+
+async def fill_images(pending: Pending, images: RequestImages | ImageFetcher) -> None:
+    """Fetch the pending images together (within the request's limits) and fill their sources in."""
+    loaded = await per_request(images).fetch_all([url for url, _ in pending], IMAGE_TYPES)
+    for (_, source), image in zip(pending, loaded, strict=True):
+        source["media_type"] = image.media_type
+        source["data"] = image.base64

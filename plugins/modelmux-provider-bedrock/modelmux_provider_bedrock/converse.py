@@ -18,9 +18,21 @@ from typing import Any
 
 import orjson
 
-from modelmux.plugin import ImageFetcher, InvalidRequestError, refuse_tool_choice_without_tools, refuse_unsupported
+from modelmux.plugin import (
+    Image,
+    ImageFetcher,
+    InvalidRequestError,
+    RequestImages,
+    parse_data_url,
+    per_request,
+    refuse_tool_choice_without_tools,
+    refuse_unsupported,
+)
 
 IMAGE_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
+
+#: Image blocks still to fill in, with their URLs (fetched together once the request is translated).
+Pending = list[tuple[str, dict[str, Any]]]
 DEFAULT_OUTPUT_TOOL = "json_response"
 
 STOP_REASONS = {
@@ -61,7 +73,7 @@ def _text_of(content: Any, where: str) -> str:
     raise InvalidRequestError(f"{where}: must be a string or a list of parts", param=where)
 
 
-async def _user_blocks(content: Any, where: str, images: ImageFetcher) -> list[dict[str, Any]]:
+def _user_blocks(content: Any, where: str, pending: Pending) -> list[dict[str, Any]]:
     if isinstance(content, str):
         return [{"text": content}] if content else []
     if not isinstance(content, list):
@@ -77,10 +89,13 @@ async def _user_blocks(content: Any, where: str, images: ImageFetcher) -> list[d
             url = spec.get("url") if isinstance(spec, dict) else spec
             if not isinstance(url, str) or not url:
                 raise InvalidRequestError(f"{where}[{i}].image_url.url: missing", param=f"{where}[{i}].image_url")
-            image = await images.load(url, accept=IMAGE_TYPES)
-            fmt = image.media_type.split("/", 1)[1]
             # Converse's JSON protocol carries blob fields base64-encoded.
-            blocks.append({"image": {"format": fmt, "source": {"bytes": image.base64}}})
+            image: dict[str, Any] = {"format": "", "source": {"bytes": ""}}
+            if url.startswith("data:"):
+                _fill(image, parse_data_url(url, IMAGE_TYPES))
+            else:
+                pending.append((url, image))
+            blocks.append({"image": image})
         else:
             raise InvalidRequestError(
                 f"{where}[{i}]: content part type {kind!r} is not supported by Bedrock Converse here; "
@@ -110,8 +125,13 @@ def _tool_use(call: Any, where: str) -> dict[str, Any]:
     return {"toolUse": {"toolUseId": str(call["id"]), "name": str(fn["name"]), "input": args}}
 
 
-async def _messages(
-    messages: list[dict[str, Any]], images: ImageFetcher
+def _fill(block: dict[str, Any], image: Image) -> None:
+    block["format"] = image.media_type.split("/", 1)[1]
+    block["source"]["bytes"] = image.base64
+
+
+def _messages(
+    messages: list[dict[str, Any]], pending: Pending
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], bool]:
     """(system blocks, Converse messages, whether tool blocks occur)."""
     system: list[dict[str, Any]] = []
@@ -137,7 +157,7 @@ async def _messages(
             if text:
                 system.append({"text": text})
         elif role == "user":
-            add("user", await _user_blocks(content, where, images))
+            add("user", _user_blocks(content, where, pending))
         elif role == "assistant":
             blocks: list[dict[str, Any]] = []
             text = _text_of(content, where)
@@ -211,11 +231,16 @@ def _output_tool(response_format: Any) -> dict[str, Any] | None:
     raise InvalidRequestError(f"response_format.type: unknown type {kind!r}", param="response_format.type")
 
 
-async def to_converse(body: dict[str, Any], images: ImageFetcher) -> ConverseCall:
-    """The Converse request body for an OpenAI chat completion request."""
+async def to_converse(body: dict[str, Any], images: RequestImages | ImageFetcher) -> ConverseCall:
+    """The Converse request body for an OpenAI chat completion request.
+
+    Pass the request's ``UpstreamRequest.images`` so that retries and fallbacks reuse what was
+    fetched; the whole request is checked before any image URL is fetched.
+    """
     # The same fields, refused the same way, as for Claude on Vertex (docs/api-compatibility.md).
     refuse_unsupported(body, "Bedrock Converse")
-    system, messages, has_tool_blocks = await _messages(body["messages"], images)
+    pending: Pending = []
+    system, messages, has_tool_blocks = _messages(body["messages"], pending)
     if not messages:
         raise InvalidRequestError(
             "messages: at least one user or assistant message with content is required", param="messages"
@@ -272,6 +297,10 @@ async def to_converse(body: dict[str, Any], images: ImageFetcher) -> ConverseCal
         )
 
     include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+    if pending:
+        loaded = await per_request(images).fetch_all([url for url, _ in pending], IMAGE_TYPES)
+        for (_, block), image in zip(pending, loaded, strict=True):
+            _fill(block, image)
     return ConverseCall(payload, output_name, include_usage)
 
 

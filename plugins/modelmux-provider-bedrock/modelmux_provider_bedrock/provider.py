@@ -70,8 +70,9 @@ class BedrockProvider(Provider):
         return resp
 
     async def chat(self, request: UpstreamRequest) -> Completion | EventStream:
-        call = await to_converse(request.body, self.host.images)
+        call = await to_converse(request.body, request.images or self.host.images)
         body = orjson.dumps(call.payload)
+        call.payload = {}  # the answer's translation keeps the call: not the request's images
         if not request.stream:
             resp = await self._post(self.url(request.model, "converse"), body, stream=False)
             async with upstream_errors(self.name):

@@ -290,6 +290,33 @@ def test_throttling_is_retried_by_the_host(
         assert len(fake_bedrock.requests) - before == 2
 
 
+def test_image_urls_are_fetched_once_per_request_within_its_limits(
+    fake_bedrock: LoopbackServer, config_for_fake: Callable[..., dict[str, Any]]
+) -> None:
+    config = config_for_fake(fake_bedrock, max_retries=2)
+    config["server"]["images"] = {"max_per_request": 3}
+    url = f"{fake_bedrock.url}/img/red.png"
+
+    def ask(model: str, n: int) -> Any:
+        parts = [{"type": "image_url", "image_url": {"url": f"{url}?{i % 2}"}} for i in range(n)]
+        return client.chat.completions.create(model=model, messages=[{"role": "user", "content": parts}])
+
+    def fetches() -> int:
+        return sum(1 for r in fake_bedrock.requests if r["path"].startswith("/img/red.png"))
+
+    with run_gateway(config) as gw:
+        client = openai.OpenAI(base_url=gw.url, api_key="unused", max_retries=0)
+        before, calls = fetches(), len(fake_bedrock.requests)
+        with pytest.raises(openai.RateLimitError):
+            ask("bedrock/throttled", 3)  # three tries, two distinct URLs: each fetched once
+        assert fetches() - before == 2
+        assert len(fake_bedrock.requests) - calls == 3 + 2
+        with pytest.raises(openai.BadRequestError) as info:
+            ask("claude", 4)
+        assert info.value.code == "too_many_images" and "server.images.max_per_request" in info.value.message
+        assert fetches() - before == 2  # refused before fetching
+
+
 @pytest.mark.parametrize("stream", [False, True])
 def test_validation_error_is_400_with_bedrocks_message(bedrock_client: openai.OpenAI, stream: bool) -> None:
     with pytest.raises(openai.BadRequestError) as info:

@@ -120,9 +120,12 @@ class VertexProvider(Provider):
 
     async def chat(self, request: UpstreamRequest) -> Completion | EventStream:
         plan = await to_anthropic(
-            request.body, images=self.host.images, default_max_tokens=self.settings.default_max_tokens
+            request.body,
+            images=request.images or self.host.images,
+            default_max_tokens=self.settings.default_max_tokens,
         )
-        payload = {"anthropic_version": ANTHROPIC_VERSION, **plan.body}
+        data = orjson.dumps({"anthropic_version": ANTHROPIC_VERSION, **plan.body})
+        plan.body.clear()  # the answer's translation keeps the plan: not the request's images
         await self.auth.ensure_loaded()
         url = self.url(request.model, stream=request.stream)
         headers = await self.auth.headers()
@@ -132,7 +135,7 @@ class VertexProvider(Provider):
         async with upstream_errors(self.name):
             resp = await self.host.http.post(
                 url,
-                data=orjson.dumps(payload),
+                data=data,
                 headers=headers,
                 timeout=self._timeouts[request.stream],
             )

@@ -212,7 +212,7 @@ def build_app(fake_ref: list[FakeVertex]) -> web.Application:
         await resp.write_eof()
         return resp
 
-    app = web.Application()
+    app = web.Application(client_max_size=256 * 1024 * 1024)  # Vertex takes requests with large images
     app.router.add_post("/token", token)
     app.router.add_get("/v1/projects/{project}/locations/{region}", location)
     app.router.add_post("/v1/projects/{project}/locations/{region}/publishers/anthropic/models/{tail}", predict)
