@@ -111,7 +111,12 @@ class ServerSettings(_Strict):
         False, description="log request and JSON answer bodies, secrets redacted, at most 16 KiB each"
     )
     ready_check_interval_seconds: float = Field(
-        15.0, ge=0, description="how long /health/ready reuses each provider's readiness probe"
+        15.0, ge=0, description="how long /health and /health/ready reuse each provider's readiness probe"
+    )
+    ready_requires_providers: Literal["none", "any", "all"] = Field(
+        "none",
+        description="whether /health/ready also waits for upstreams: none (only this process: configuration, "
+        "providers made, state store), any (at least one provider's probe passes), all (every provider's)",
     )
     max_request_bytes: int = Field(
         32 * 1024 * 1024,
@@ -165,11 +170,31 @@ class TracingSettings(_Strict):
 
 
 class CircuitBreakerSettings(_Strict):
-    """A deployment that fails ``failures`` times in a row is skipped for ``cooldown_seconds``,
-    then one trial request decides whether it is back."""
+    """A deployment that fails ``failures`` times in a row (connection, timeout, 5xx, credentials;
+    never a 4xx or 429) is skipped for ``cooldown_seconds``, then one trial request decides whether
+    it is back. A request's last way to an answer is never skipped (docs/guides/routing.md)."""
 
-    failures: int = Field(5, ge=1, description="failures in a row that take a deployment out")
+    failures: int = Field(5, ge=1, description="deployment failures in a row that take a deployment out")
     cooldown_seconds: float = Field(30.0, gt=0, description="how long it stays out before one trial request")
+    min_requests: int = Field(
+        5,
+        ge=1,
+        description="attempts a deployment must have had (since start or since its breaker last closed) "
+        "before its breaker may open",
+    )
+    max_ejection_percent: float = Field(
+        50.0,
+        ge=0,
+        le=100,
+        description="most of a request's deployments (its model's and its fallbacks') that may be skipped at once; "
+        "past it, the ones back soonest are tried anyway. The last way is never skipped (panic mode)",
+    )
+    max_retry_after_seconds: float = Field(
+        300.0,
+        gt=0,
+        description="longest cool-down a 429's retry-after may put a deployment in (only when the request "
+        "has another deployment or a fallback)",
+    )
 
 
 class RouterSettings(_Strict):

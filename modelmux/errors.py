@@ -32,6 +32,10 @@ class ModelMuxError(Exception):
     default_code: str | None = None
     #: Retrying the same request on the same or another deployment may succeed.
     retryable: bool = False
+    #: The deployment itself failed (unreachable, timed out, cut, 5xx, our credentials or token
+    #: refused): counts toward its circuit breaker and its provider's health. An answer about the
+    #: request (any 4xx, 429 included) never does: the upstream is up and answering.
+    deployment_fault: bool = False
 
     def __init__(
         self,
@@ -124,6 +128,7 @@ class UpstreamError(ModelMuxError):
     error_type = "api_error"
     default_code = "upstream_error"
     retryable = True
+    deployment_fault = True
 
 
 class UpstreamUnavailableError(UpstreamError):
@@ -134,7 +139,8 @@ class UpstreamUnavailableError(UpstreamError):
 
 
 class UpstreamAuthError(UpstreamError):
-    """Our credentials for the upstream were refused; retrying will not help."""
+    """Our credentials for the upstream were refused, or no token could be had: retrying the
+    same deployment will not help, another deployment or a fallback may."""
 
     default_code = "upstream_auth_error"
     retryable = False
@@ -145,6 +151,7 @@ class UpstreamTimeoutError(ModelMuxError):
     error_type = "timeout_error"
     default_code = "upstream_timeout"
     retryable = True
+    deployment_fault = True
 
 
 _BY_STATUS: dict[int, type[ModelMuxError]] = {

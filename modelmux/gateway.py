@@ -2,8 +2,9 @@
 
 Plugins and configuration are loaded before; ``start()`` opens the pooled upstream
 client, builds each configured provider, the state store and the cache, and the
-router over them. A provider whose factory fails is reported (``/health``,
-``/health/ready`` stays 503) instead of taking the whole server down.
+router over them. A provider whose factory fails is reported (``/health`` shows it down,
+``/health/ready`` stays 503: a configuration problem of this process) instead of taking the
+whole server down.
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ class Gateway:
             except Exception as exc:
                 self.provider_errors[name] = f"{type(exc).__name__}: {exc}"
                 logger.error("provider {} ({}) could not start: {}", name, settings.type, exc)
+        health.reset(self.config.providers, self.provider_errors)
         self.state = self._open_store("state")
         assert self.state is not None
         self.limits = RateLimiter(self.config.server.limits, self.state, self.api_keys)
@@ -88,26 +90,32 @@ class Gateway:
         await self.images.aclose()
         metrics.process_exited()
 
-    @property
-    def ready(self) -> bool:
-        return bool(self.providers) and not self.provider_errors
+    def process_problems(self) -> dict[str, str]:
+        """What keeps this process from serving, whatever the upstreams do (``/health/ready``)."""
+        problems = dict(self.provider_errors)
+        if not self.providers:
+            problems["providers"] = "no provider is configured and usable"
+        return problems
 
-    def health(self) -> dict[str, Any]:
+    def health(self, details: bool, state_problem: str | None = None) -> dict[str, Any]:
+        """``/health``: ``details`` adds error texts (a caller with a key, or a loopback-only server)."""
         providers: dict[str, Any] = {}
         for name, settings in self.config.providers.items():
-            err = self.provider_errors.get(name)
-            providers[name] = {
-                "type": settings.type,
-                "status": "error" if err else "ok",
-                "error": err,
-                **health.provider_state(name).to_dict(),
-            }
+            entry = {"type": settings.type, **health.provider_state(name).to_dict(details)}
+            entry["circuit"] = self.router.balancer.circuit(name)
+            providers[name] = entry
+        statuses = [p["status"] for p in providers.values()]
+        circuits_open = any(p["circuit"] != "closed" for p in providers.values())
+        state_entry: dict[str, Any] = {"status": "ok" if state_problem is None else "down"}
+        if state_problem is not None:
+            state_entry["error"] = state_problem if details else health.HIDDEN
         return {
-            "status": "ok" if self.ready else "degraded",
+            "status": health.overall(statuses, circuits_open, bool(self.providers) and state_problem is None),
             "version": self.version,
             "uptime_seconds": round(time.time() - self.started_at, 3),
             "worker_pid": os.getpid(),
             "providers": providers,
+            "state_store": state_entry,
             "requests": health.REQUESTS.to_dict(),
             "plugins": {i.name: {"version": i.version, "error": i.error} for i in self.plugins.infos},
             "plugin_errors": self.plugins.errors,

@@ -52,6 +52,14 @@ INFLIGHT = Gauge(
 )
 UPSTREAM_RETRIES = Counter("modelmux_upstream_retries_total", "Upstream attempts retried", ["provider", "reason"])
 FALLBACKS = Counter("modelmux_fallbacks_total", "Requests moved to a fallback model", ["from", "to"])
+#: 1 unless the provider is ``down`` in /health (set on changes, never per request); with several
+#: workers, the value the most recent live worker set.
+PROVIDER_UP = Gauge(
+    "modelmux_provider_up",
+    "1 when the provider is ok or degraded, 0 when down (docs/observability.md)",
+    ["provider"],
+    multiprocess_mode="livemostrecent",
+)
 
 
 #: Label children already made, by (metric, label values). ``labels()`` validates and converts its
@@ -115,11 +123,14 @@ def process_exited(pid: int | None = None) -> None:
         _mp.mark_process_dead(pid or os.getpid())  # type: ignore[no-untyped-call]
 
 
-def upstream_attempt(provider: str, model: str, status: int, error: str | None = None) -> None:
+def upstream_attempt(provider: str, model: str, status: int, error: str | None = None, fault: bool = False) -> None:
     """One upstream attempt ended with ``status``: the counter and the provider's health state.
 
-    A 4xx other than 429 is the upstream answering about the request, so it counts as
-    the provider working."""
+    Only a deployment fault (``fault``: connection, timeout, 5xx, credentials) counts against the
+    provider's health; a 4xx, 429 included, is the upstream answering about the request."""
     child(PROVIDER_REQUESTS, provider, model, str(status)).inc()
-    failed = status >= 500 or status == 429
-    health.record_attempt(provider, (error or f"status {status}") if failed else None)
+    health.record_attempt(provider, (error or f"status {status}") if fault else None)
+
+
+def provider_up(provider: str, up: bool) -> None:
+    PROVIDER_UP.labels(provider).set(1 if up else 0)

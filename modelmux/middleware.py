@@ -21,7 +21,7 @@ OPEN_PATHS = ("/health", "/metrics")
 QUIET_PATHS = ("/health", "/metrics")
 
 
-def _client_key(headers: dict[bytes, bytes]) -> str | None:
+def client_key(headers: dict[bytes, bytes]) -> str | None:
     auth = headers.get(b"authorization")
     if auth:
         scheme, _, token = auth.decode("latin-1").partition(" ")
@@ -98,12 +98,14 @@ class GatewayMiddleware:
         """The request's one line: what was asked, who answered, how it went."""
         # The level first: with the line filtered out (a quieter server.log_level) nothing is built.
         endpoint = ctx.endpoint
-        if status >= 500:
+        if endpoint.startswith(QUIET_PATHS):
+            # Probes and scrapes every few seconds would drown the request lines, and a failing
+            # readiness probe is the orchestrator's to act on: DEBUG whatever the status.
+            level = "DEBUG"
+        elif status >= 500:
             level = "ERROR"
         elif status >= 400 or ctx.error is not None:
             level = "WARNING"
-        elif endpoint.startswith(QUIET_PATHS):
-            level = "DEBUG"  # probes and scrapes every few seconds would drown the request lines
         else:
             level = "INFO"
         if not level_enabled(level):
@@ -131,7 +133,7 @@ class GatewayMiddleware:
             )
         if not self.api_keys or scope["path"].startswith(OPEN_PATHS):
             return None
-        key = _client_key(headers)
+        key = client_key(headers)
         if key is None:
             return AuthenticationError(
                 "Missing API key. Send it as 'Authorization: Bearer KEY' (or the 'api-key' header)."

@@ -8,8 +8,15 @@ model it tries the strategy's pick first, then the model's other usable deployme
 a deployment is tried again (exponential backoff, full jitter, at least the upstream's
 ``retry-after``) only after every usable deployment of the model had its turn, and at
 most ``max_retries`` times (its provider's setting). Only retryable failures move on
-(connection, timeout, 429, 5xx); a 400 about the request goes straight to the client.
-Everything before the answer starts is bounded by ``router.deadline_seconds``.
+(connection, timeout, 429, 5xx); credentials or a token refused move on to the other
+deployments and fallbacks without retrying the same one; a 400 about the request goes
+straight to the client. Everything before the answer starts is bounded by
+``router.deadline_seconds``.
+
+Which deployments a request may try is the balancer's ``plan()`` over the whole chain:
+open breakers and 429 cool-downs are skipped, but never the request's last way to an
+answer (``balancing.py``). A 429 with ``retry-after`` cools only that deployment down, and
+only when the request had another way.
 
 A stream counts as started once its first upstream item arrived (``prime``): a stream
 that fails before that is retried like any failure; after it, never.
@@ -18,9 +25,7 @@ that fails before that is retried like any failure; after it, never.
 from __future__ import annotations
 
 import asyncio
-import math
 import random
-import time
 import traceback
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -29,12 +34,13 @@ from typing import Any, Literal
 from loguru import logger
 
 from modelmux import health, metrics
-from modelmux.balancing import Balancer, Deployment, DeploymentState
+from modelmux.balancing import Balancer, Deployment, DeploymentState, Outcome, Plan
 from modelmux.config import Config, Strategy
 from modelmux.errors import (
     InvalidRequestError,
     ModelMuxError,
     ModelNotFoundError,
+    RateLimitError,
     UpstreamTimeoutError,
     UpstreamUnavailableError,
 )
@@ -93,6 +99,7 @@ class Router:
         self._router = config.settings.router
         self._default = self._router.default_provider
         self.balancer = Balancer(self._router.circuit_breaker, health.set_circuit)
+        health.DOWN_AFTER = self._router.circuit_breaker.failures
         for name in config.settings.providers:
             health.set_circuit(name, "closed")
 
@@ -143,26 +150,44 @@ class Router:
         body_for: BodyFor | None = None,
     ) -> Routed:
         chain = self.plans(str(body.get("model") or ""))
+        picked = self.balancer.plan([(p.route, p.deployments, p.strategy) for p in chain])
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._router.deadline_seconds
         last: ModelMuxError | None = None
         attempts = 0
         # One per client request: images are fetched once for every attempt and fallback.
         images = RequestImages(self.images) if self.images is not None else None
-        for index, plan in enumerate(chain):
+        for index, (plan, order) in enumerate(zip(chain, picked.orders, strict=True)):
             if index > 0:
                 if loop.time() >= deadline:
                     break
                 metrics.FALLBACKS.labels(chain[index - 1].route, plan.route).inc()
-                logger.warning("falling back from {} to {}: {}", chain[index - 1].route, plan.route, last)
+                before = chain[index - 1].route
+                if last is None:  # the model before was skipped whole: its breakers are open
+                    logger.debug("falling back from {} to {}: its deployments are ejected", before, plan.route)
+                else:
+                    logger.warning("falling back from {} to {}: {}", before, plan.route, last)
+            if not order:
+                continue
             tries = _Tries()
             try:
                 return await self._serve(
-                    endpoint, body, stream, request_id, plan, deadline, tries, attempts, body_for, images
+                    endpoint,
+                    body,
+                    stream,
+                    request_id,
+                    plan,
+                    order,
+                    picked,
+                    deadline,
+                    tries,
+                    attempts,
+                    body_for,
+                    images,
                 )
             except ModelMuxError as exc:
                 attempts += tries.total
-                if not exc.retryable:
+                if not (exc.retryable or exc.deployment_fault):
                     raise
                 last = _kept(exc)
         if last is None:
@@ -178,6 +203,8 @@ class Router:
         stream: bool,
         request_id: str,
         plan: ModelPlan,
+        order: list[Deployment],
+        picked: Plan,
         deadline: float,
         tries: _Tries,
         before: int,
@@ -186,14 +213,9 @@ class Router:
     ) -> Routed:
         """Try one model's deployments: the pick, the others, then retries in rounds."""
         loop = asyncio.get_running_loop()
-        order = self.balancer.order(plan.route, plan.deployments, plan.strategy)
-        if not order:
-            wait = max(1, math.ceil(self.balancer.retry_in(plan.deployments)))
-            raise UpstreamUnavailableError(
-                f"every deployment of {plan.route} is cooling down after repeated failures "
-                f"(router.circuit_breaker); retry in {wait} s",
-                headers={"retry-after": str(wait)},
-            )
+        # With another way to an answer, a deployment that became skipped meanwhile (another
+        # request opened its breaker) is left alone; the request's only way is always tried.
+        alternatives = picked.ways > 1
         while True:
             progressed = False
             for dep in order:
@@ -217,7 +239,7 @@ class Router:
                     logger.info("retrying {} in {:.2f}s after: {}", dep.provider, delay, tries.last)
                     await asyncio.sleep(delay)
                 state = self.balancer.state(dep)
-                if not state.usable(time.monotonic()):
+                if alternatives and dep not in picked.forced and state.skipped(self.balancer.clock()):
                     continue
                 tries.count[dep] = n + 1
                 tries.total += 1
@@ -229,11 +251,17 @@ class Router:
                     result = await self._attempt(provider, dep, state, call, request, deadline)
                 except ModelMuxError as exc:
                     if not exc.retryable:
-                        raise
+                        if not exc.deployment_fault:
+                            raise
+                        # Our credentials or token for this deployment: no use retrying it, the
+                        # other deployments and fallbacks may still answer.
+                        tries.count[dep] = provider.settings.max_retries + 1
                     tries.last = _kept(exc)
                     hinted = getattr(exc, "retry_after", None)
                     if isinstance(hinted, (int, float)):
                         tries.hint[dep] = float(hinted)
+                        if alternatives and isinstance(exc, RateLimitError):
+                            state.rate_limited(float(hinted), self.balancer.clock())
                     if loop.time() >= deadline:
                         raise
                     continue
@@ -259,11 +287,12 @@ class Router:
         start = loop.time()
         end_by = start + s.timeout_seconds
         first_by = min(start + (s.first_byte_timeout_seconds or s.timeout_seconds), end_by, deadline)
-        state.begin(time.monotonic())
+        clock = self.balancer.clock
+        trial = state.begin(clock())
         metrics.child(metrics.INFLIGHT, dep.provider).inc()
         ended = False
 
-        def end(error: ModelMuxError | None) -> None:
+        def end(error: ModelMuxError | None, outcome: Outcome = "ok") -> None:
             nonlocal ended
             if ended:
                 return
@@ -273,8 +302,9 @@ class Router:
             if error is None:
                 metrics.upstream_attempt(dep.provider, model, 200)
             else:
-                metrics.upstream_attempt(dep.provider, model, error.status_code, error.message)
-            state.finish(None if error is not None and not error.retryable else error is None)
+                metrics.upstream_attempt(dep.provider, model, error.status_code, error.message, error.deployment_fault)
+                outcome = "fault" if error.deployment_fault else None
+            state.finish(outcome, clock(), trial)
 
         result: Completion | EventStream | None = None
         limit = first_by if request.stream else min(end_by, deadline)
@@ -308,9 +338,9 @@ class Router:
             await _close(result)
             end(exc)
             raise
-        except BaseException:
+        except BaseException:  # cancelled (the client left) or a bug: says nothing about the upstream
             await _close(result)
-            end(None)
+            end(None, None)
             raise
         if isinstance(result, Completion):
             end(None)

@@ -11,9 +11,11 @@ from modelmux import __version__
 from modelmux.testing import LoopbackServer, run_gateway
 
 
-def _config(upstream: LoopbackServer, h: Any, interval: float, state: str = "memory") -> dict[str, Any]:
+def _config(
+    upstream: LoopbackServer, h: Any, interval: float, state: str = "memory", requires: str = "none"
+) -> dict[str, Any]:
     return {
-        "server": {"ready_check_interval_seconds": interval},
+        "server": {"ready_check_interval_seconds": interval, "ready_requires_providers": requires},
         "providers": {
             "up": {"type": "fakeoai", "base_url": f"{upstream.url}/v1", "api_key": h.PROVIDER_KEY, "max_retries": 0},
             "echo": {"type": "echo"},
@@ -43,7 +45,9 @@ def test_health_reports_provider_state_and_request_totals(upstream: LoopbackServ
 
     assert body["version"] == __version__ and body["uptime_seconds"] > 0 and body["worker_pid"] > 0
     up = body["providers"]["up"]
-    assert up["type"] == "fakeoai" and up["status"] == "ok" and "circuit" in up
+    # Its last attempt failed: degraded (down takes router.circuit_breaker.failures in a row).
+    assert up["type"] == "fakeoai" and up["status"] == "degraded" and up["circuit"] == "closed"
+    assert up["consecutive_failures"] == 1 and body["status"] == "degraded"
     assert up["last_success"] and up["last_error"] and "upstream error 500" in up["last_error_message"]
     assert h.PROVIDER_KEY not in str(body)
     assert body["providers"]["echo"]["last_success"] and body["providers"]["echo"]["last_error"] is None
@@ -56,19 +60,54 @@ def test_health_reports_provider_state_and_request_totals(upstream: LoopbackServ
 
 
 def test_ready_probes_each_provider_and_caches_the_answer(upstream: LoopbackServer, h: Any) -> None:
-    with run_gateway(_config(upstream, h, 3600), plugins=h.plugins) as gw:
+    """The old behaviour, kept behind server.ready_requires_providers = "all"."""
+    with run_gateway(_config(upstream, h, 3600, requires="all"), plugins=h.plugins) as gw:
         assert httpx.get(f"{gw.root}/health/ready").json() == {"status": "ready"}
         upstream.app["ready"] = False
         assert httpx.get(f"{gw.root}/health/ready").status_code == 200  # cached for the interval
         probes = [r for r in upstream.requests if r["path"] == "/v1/models"]
         assert len(probes) == 1 and probes[0]["headers"]["Authorization"] == f"Bearer {h.PROVIDER_KEY}"
 
-    with run_gateway(_config(upstream, h, 0), plugins=h.plugins) as gw:
+    with run_gateway(_config(upstream, h, 0, requires="all"), plugins=h.plugins) as gw:
         r = httpx.get(f"{gw.root}/health/ready")
         assert r.status_code == 503
         assert r.json()["problems"] == {"up": "provider up is not ready"}
         upstream.app["ready"] = True
         assert httpx.get(f"{gw.root}/health/ready").status_code == 200
+
+
+def test_by_default_a_failing_upstream_probe_shows_in_health_not_in_ready(upstream: LoopbackServer, h: Any) -> None:
+    upstream.app["ready"] = False
+    try:
+        with run_gateway(_config(upstream, h, 0), plugins=h.plugins) as gw:
+            assert httpx.get(f"{gw.root}/health/ready").json() == {"status": "ready"}
+            assert not [r for r in upstream.requests if r["path"] == "/v1/models"], "ready probes no upstream"
+            body = httpx.get(f"{gw.root}/health").json()
+            up = body["providers"]["up"]
+            assert up["status"] == "down" and up["probe"]["ok"] is False
+            assert up["probe"]["detail"] == "provider up is not ready" and up["probe"]["checked_at"]
+            assert body["providers"]["echo"]["status"] == "ok" and body["status"] == "degraded"
+            metrics = httpx.get(f"{gw.root}/metrics").text
+            assert 'modelmux_provider_up{provider="up"} 0.0' in metrics
+            assert 'modelmux_provider_up{provider="echo"} 1.0' in metrics
+    finally:
+        upstream.app["ready"] = True
+
+
+def test_ready_requires_any_provider(upstream: LoopbackServer, h: Any) -> None:
+    upstream.app["ready"] = False
+    try:
+        with run_gateway(_config(upstream, h, 0, requires="any"), plugins=h.plugins) as gw:
+            assert httpx.get(f"{gw.root}/health/ready").status_code == 200  # echo is ready
+        config = _config(upstream, h, 0, requires="any")
+        del config["providers"]["echo"], config["models"]["echo"]
+        with run_gateway(config, plugins=h.plugins) as gw:
+            r = httpx.get(f"{gw.root}/health/ready")
+            assert r.status_code == 503
+            why = "no provider passes its readiness probe: provider up is not ready"
+            assert r.json()["problems"] == {"providers": why}
+    finally:
+        upstream.app["ready"] = True
 
 
 def test_ready_fails_when_the_state_store_does_not_answer(upstream: LoopbackServer, h: Any) -> None:

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import time
 
-from modelmux.balancing import MAX_STATES, Balancer, Deployment
+from modelmux.balancing import MAX_STATES, Balancer, Deployment, Outcome
 from modelmux.config import CircuitBreakerSettings
 
 
-def served(balancer: Balancer, dep: Deployment, outcome: bool | None = True) -> None:
+def served(balancer: Balancer, dep: Deployment, outcome: Outcome = "ok") -> None:
     state = balancer.state(dep)
-    state.begin(time.monotonic())
-    state.finish(outcome)
+    trial = state.begin(time.monotonic())
+    state.finish(outcome, time.monotonic(), trial)
 
 
 def test_states_of_finished_requests_to_many_made_up_models_stay_bounded() -> None:
@@ -26,13 +26,13 @@ def test_states_of_finished_requests_to_many_made_up_models_stay_bounded() -> No
 
 
 def test_requests_in_flight_and_open_circuits_are_kept_while_idle_states_go() -> None:
-    breaker = CircuitBreakerSettings(failures=1, cooldown_seconds=60)
+    breaker = CircuitBreakerSettings(failures=1, min_requests=1, cooldown_seconds=60)
     circuits: dict[str, str] = {}
     balancer = Balancer(breaker, report=lambda provider, circuit: circuits.__setitem__(provider, circuit))
     busy = Deployment("default", "busy", "busy")
     broken = Deployment("flaky", "broken", "broken")
     balancer.state(busy).begin(time.monotonic())
-    served(balancer, broken, outcome=False)
+    served(balancer, broken, outcome="fault")
     assert circuits["flaky"] == "open"
     for i in range(2 * MAX_STATES):
         served(balancer, Deployment("default", f"made-up-{i}", f"made-up-{i}"))

@@ -18,7 +18,7 @@ def _config(url: str, api_version: str | None, api_key: str = API_KEY) -> dict[s
     if api_version:
         table["api_version"] = api_version
     return {
-        "server": {"ready_check_interval_seconds": 0},
+        "server": {"ready_check_interval_seconds": 0, "ready_requires_providers": "all"},
         "providers": {"azure": table},
         "models": {"gpt": {"provider": "azure", "model": "gpt-4o"}},
     }

@@ -17,6 +17,7 @@ def test_ready_while_the_endpoint_answers_and_503_when_it_is_down(
         fake = upstream.enter_context(start_fake_bedrock())
         config = config_for_fake(fake)
         config["server"]["ready_check_interval_seconds"] = 0
+        config["server"]["ready_requires_providers"] = "all"
         with run_gateway(config) as gw:
             up = httpx.get(f"{gw.root}/health/ready")
             assert up.status_code == 200, up.text

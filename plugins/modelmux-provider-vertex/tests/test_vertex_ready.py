@@ -12,7 +12,7 @@ from modelmux.testing import run_gateway
 
 def _config(fake: Any, **over: Any) -> dict[str, Any]:
     return {
-        "server": {"ready_check_interval_seconds": 0},
+        "server": {"ready_check_interval_seconds": 0, "ready_requires_providers": "all"},
         "providers": {"claude": fake.provider_table(**over)},
         "models": {"claude": {"provider": "claude", "model": "text@1"}},
     }

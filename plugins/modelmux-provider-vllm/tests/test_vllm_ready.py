@@ -1,4 +1,5 @@
-"""``/health/ready`` follows a vLLM upstream: 200 while it serves /v1/models, 503 once it is gone."""
+"""``/health/ready`` with ready_requires_providers = "all" follows a vLLM upstream: 200 while it serves
+/v1/models, 503 once it is gone (the default readiness does not wait for upstreams)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ API_KEY = "sk-vllm-test"
 
 def _config(url: str, api_key: str = API_KEY) -> dict[str, Any]:
     return {
-        "server": {"ready_check_interval_seconds": 0},  # probe on every call
+        # probe on every call; "all": the old readiness that waits for the upstream
+        "server": {"ready_check_interval_seconds": 0, "ready_requires_providers": "all"},
         "providers": {"vllm": {"type": "vllm", "base_url": url + "/v1", "api_key": api_key, "max_retries": 0}},
         "models": {"llama": {"provider": "vllm", "model": "meta-llama/Llama-3.1-8B-Instruct"}},
     }
