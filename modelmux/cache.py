@@ -5,7 +5,8 @@ Opt-in: per model (``cache = true`` in ``[models.NAME]``), for all models
 (``use``: read and write, ``skip``: neither, ``refresh``: write without reading).
 
 The key is a SHA-256 of the canonical request: the endpoint, the resolved primary
-deployment (provider and upstream model, not the name the client used), and every
+deployment (provider and upstream model, not the name the client used), the model's
+``options`` when it has any, and every
 body field in sorted order except ``model``, ``user`` and anything named like a
 secret. ``stream`` is part of the key: a streamed answer is stored as the SSE bytes
 the client received and replayed as a stream; a JSON answer as its JSON bytes.
@@ -160,6 +161,9 @@ class ResponseCache:
             )
         if not self.wanted(deployment.route, mode):
             return None
+        model = self.models.get(deployment.route)
+        if model is not None and model.options:  # e.g. input_type: another answer for the same body
+            context = {"context": context, "options": model.options}
         return Lookup(request_key(endpoint, deployment, body, context), deployment, read=mode != "refresh")
 
     async def backend(self) -> Cache:

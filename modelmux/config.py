@@ -248,6 +248,11 @@ class ModelSettings(_Strict):
     cache: bool | None = Field(
         None, description="the response cache for this model: true or false; unset follows [cache] enabled"
     )
+    options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="provider options for this model, read by its provider (e.g. input_type of Cohere Embed on "
+        "Bedrock, task_type of Vertex AI embeddings); each provider's page lists the keys it reads",
+    )
 
     @model_validator(mode="after")
     def _one_form(self) -> ModelSettings:

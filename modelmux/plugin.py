@@ -13,6 +13,15 @@ from __future__ import annotations
 
 from modelmux import hookimpl
 from modelmux.config import redact
+from modelmux.embeddings import (
+    batches,
+    embedding_inputs,
+    embedding_response,
+    embedding_texts,
+    encode_base64,
+    estimate_tokens,
+    gather_bounded,
+)
 from modelmux.errors import (
     InvalidRequestError,
     ModelMuxError,
@@ -111,9 +120,16 @@ __all__ = [
     "UpstreamRequestError",
     "UpstreamTimeoutError",
     "UpstreamUnavailableError",
+    "batches",
+    "embedding_inputs",
+    "embedding_response",
+    "embedding_texts",
+    "encode_base64",
     "error_from_status",
     "error_message",
+    "estimate_tokens",
     "from_anthropic",
+    "gather_bounded",
     "get_json",
     "hookimpl",
     "open_upstream",

@@ -21,14 +21,15 @@ while iterating the stream.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
-from modelmux.errors import ModelMuxError, UpstreamError
+from modelmux.errors import InvalidRequestError, ModelMuxError, UpstreamError
 from modelmux.sse import DONE_FRAME, SSEParser, encode
 
 if TYPE_CHECKING:
@@ -67,6 +68,10 @@ class Host:
     images: ImageFetcher
 
 
+#: The options of a model without ``options`` (shared, read-only).
+NO_OPTIONS: Mapping[str, Any] = MappingProxyType({})
+
+
 @dataclass(slots=True)
 class UpstreamRequest:
     """One attempt of a client request against one deployment."""
@@ -82,6 +87,9 @@ class UpstreamRequest:
     #: The client request's images: fetched once for all its attempts, within its limits. Set by
     #: the router; ``None`` (a provider called directly): use ``host.images.for_request()``.
     images: RequestImages | None = None
+    #: The ``options`` table of the ``[models.NAME]`` the client named (empty for other names):
+    #: provider-specific settings per model, e.g. ``input_type`` of Cohere Embed on Bedrock.
+    options: Mapping[str, Any] = field(default_factory=lambda: NO_OPTIONS)
 
 
 @dataclass
@@ -390,6 +398,20 @@ class Provider(ABC):
     async def responses(self, request: UpstreamRequest) -> Completion | EventStream:
         """Forward a Responses API request natively (only when ``native_responses``)."""
         raise NotImplementedError(f"provider {self.name} has no native Responses API")
+
+    async def embeddings(self, request: UpstreamRequest) -> Completion:
+        """Answer an embeddings request (``POST /v1/embeddings``) with a ``CreateEmbeddingResponse``.
+
+        ``request.body`` is validated (``modelmux.embeddings.validate_embeddings``); ``request.stream``
+        is False. Passthrough providers forward the body; translating ones build the answer with
+        ``modelmux.embeddings.embedding_response`` (which honours ``encoding_format``). The default:
+        a 400 saying this model does not serve embeddings."""
+        raise InvalidRequestError(
+            f"The model '{request.public_model}' does not serve embeddings (provider {self.name}, upstream model "
+            f"{request.model}). Fix: use an embedding model in 'model' (GET /v1/models lists the configured names).",
+            param="model",
+            code="model_not_embeddings",
+        )
 
     async def list_models(self) -> list[str]:
         """Model ids the upstream offers, for ``modelmux models --provider``."""

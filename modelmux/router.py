@@ -45,13 +45,13 @@ from modelmux.errors import (
     UpstreamUnavailableError,
 )
 from modelmux.images import ImageFetcher, RequestImages
-from modelmux.provider import Completion, EventStream, Provider, UpstreamRequest
+from modelmux.provider import NO_OPTIONS, Completion, EventStream, Provider, UpstreamRequest
 from modelmux.timeouts import StreamGuard
 
 BACKOFF_BASE = 0.25
 BACKOFF_CAP = 8.0
 
-Endpoint = Literal["chat", "responses"]
+Endpoint = Literal["chat", "responses", "embeddings"]
 
 __all__ = ["BodyFor", "Deployment", "Endpoint", "Routed", "Router"]
 
@@ -98,6 +98,7 @@ class Router:
         self._models = config.settings.models
         self._router = config.settings.router
         self._default = self._router.default_provider
+        self._options = {name: m.options for name, m in self._models.items() if m.options}
         self.balancer = Balancer(self._router.circuit_breaker, health.set_circuit)
         health.DOWN_AFTER = self._router.circuit_breaker.failures
         for name in config.settings.providers:
@@ -245,8 +246,17 @@ class Router:
                 tries.total += 1
                 progressed = True
                 use, use_body = body_for(provider, dep) if body_for is not None else (endpoint, body)
-                request = UpstreamRequest(use_body, dep.model, str(body["model"]), stream, request_id, images)
-                call = provider.chat if use == "chat" else provider.responses
+                options = self._options.get(dep.route, NO_OPTIONS) if self._options else NO_OPTIONS
+                request = UpstreamRequest(
+                    use_body, dep.model, str(body["model"]), stream, request_id, images, options
+                )
+                call = (
+                    provider.chat
+                    if use == "chat"
+                    else provider.responses
+                    if use == "responses"
+                    else provider.embeddings
+                )
                 try:
                     result = await self._attempt(provider, dep, state, call, request, deadline)
                 except ModelMuxError as exc:

@@ -42,7 +42,10 @@ def examples_env() -> Iterator[dict[str, str]]:
     config = {
         "server": {"api_keys": ["sk-examples-key"]},
         "providers": {"echo": {"type": "echo"}},
-        "models": {"assistant": {"provider": "echo", "model": "echo"}},
+        "models": {
+            "assistant": {"provider": "echo", "model": "echo"},
+            "embedder": {"provider": "echo", "model": "echo"},
+        },
     }
     with run_gateway(config) as gw:
         yield {
@@ -50,6 +53,7 @@ def examples_env() -> Iterator[dict[str, str]]:
             "OPENAI_BASE_URL": gw.url,
             "OPENAI_API_KEY": "sk-examples-key",
             "OPENAI_MODEL": "assistant",
+            "OPENAI_EMBEDDING_MODEL": "embedder",
         }
 
 

@@ -109,7 +109,7 @@ def test_bad_input_gets_an_openai_error_not_a_500(
 
 
 def test_unknown_path_and_method_are_openai_errors(gateway: RunningGateway) -> None:
-    missing = httpx.post(f"{gateway.url}/embeddings", json={})
+    missing = httpx.post(f"{gateway.url}/no-such-endpoint", json={})
     assert missing.status_code == 404 and "Unknown path" in missing.json()["error"]["message"]
     wrong = httpx.delete(f"{gateway.url}/chat/completions")
     assert wrong.status_code == 405 and wrong.json()["error"]["type"] == "invalid_request_error"

@@ -25,9 +25,9 @@ def _properties(schema: dict[str, Any], schemas: dict[str, Any]) -> set[str]:
     return names
 
 
-def _request_table() -> tuple[list[str], list[list[str]]]:
+def _request_table(heading: str = "## Request fields") -> tuple[list[str], list[list[str]]]:
     text = DOC.read_text()
-    section = text.split("## Request fields", 1)[1].split("\n## ", 1)[0]
+    section = text.split(heading + "\n", 1)[1].split("\n## ", 1)[0].split("\n### ", 1)[0]
     lines = [line for line in section.splitlines() if line.startswith("|")]
     rows = [[cell.strip() for cell in line.strip().strip("|").split("|")] for line in lines]
     header, _separator, *body = rows
@@ -58,3 +58,15 @@ def test_every_request_field_of_the_spec_has_a_row_with_every_provider_column() 
     assert not missing, f"docs/api-compatibility.md has no row for request fields {missing}"
     unknown = sorted(documented - fields - EXTENSIONS)
     assert not unknown, f"docs/api-compatibility.md has rows for fields not in the spec: {unknown}"
+
+
+def test_every_embeddings_request_field_has_a_row_with_every_provider_column() -> None:
+    schemas = spec()["components"]["schemas"]
+    fields = _properties(schemas["CreateEmbeddingRequest"], schemas)
+    assert {"input", "model", "encoding_format", "dimensions", "user"} <= fields
+    header, rows = _request_table("### Embeddings request fields")
+    assert header == COLUMNS
+    for row in rows:
+        assert len(row) == len(COLUMNS) and all(row), f"row {row[0]!r} needs one non-empty cell per column"
+    documented = {_field(row[0]) for row in rows} - {None}
+    assert documented == fields, f"embeddings rows {sorted(documented)} differ from the spec's {sorted(fields)}"

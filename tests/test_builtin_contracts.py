@@ -15,6 +15,8 @@ from modelmux.testing import CacheContract, ProviderContract, StateStoreContract
 
 
 class TestEchoProvider(ProviderContract):
+    embedding_model = "echo"
+
     @pytest.fixture
     async def provider(self, host: Host) -> AsyncIterator[EchoProvider]:
         p = EchoProvider("echo", EchoSettings(), host)

@@ -40,6 +40,13 @@ def test_models_lists_the_configured_name(examples_env: dict[str, str]) -> None:
     assert "assistant" in {m["id"] for m in json.loads(run("models.sh", examples_env))["data"]}
 
 
+def test_embeddings_are_one_float_vector_per_input(examples_env: dict[str, str]) -> None:
+    answer = json.loads(run("embeddings.sh", examples_env))
+    assert answer["object"] == "list" and answer["model"] == "embedder"
+    assert [d["index"] for d in answer["data"]] == [0, 1]
+    assert all(len(d["embedding"]) == 8 and all(isinstance(x, float) for x in d["embedding"]) for d in answer["data"])
+
+
 def test_a_wrong_key_fails_the_script_with_the_gateway_error(examples_env: dict[str, str]) -> None:
     done = subprocess.run(
         ["sh", str(EXAMPLES / "chat.sh")],
@@ -52,4 +59,10 @@ def test_a_wrong_key_fails_the_script_with_the_gateway_error(examples_env: dict[
 
 
 def test_every_example_is_tested() -> None:
-    assert sorted(p.name for p in EXAMPLES.glob("*.sh")) == ["chat.sh", "models.sh", "responses.sh", "streaming.sh"]
+    assert sorted(p.name for p in EXAMPLES.glob("*.sh")) == [
+        "chat.sh",
+        "embeddings.sh",
+        "models.sh",
+        "responses.sh",
+        "streaming.sh",
+    ]

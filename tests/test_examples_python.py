@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "python"
-NAMES = ["chat.py", "streaming.py", "tools.py", "responses.py", "structured_output.py"]
+NAMES = ["chat.py", "streaming.py", "tools.py", "responses.py", "structured_output.py", "embeddings.py"]
 
 
 @pytest.fixture(scope="module")
@@ -57,3 +57,12 @@ def test_structured_output_parses_into_the_pydantic_model(run: Callable[[str], s
     out = run("structured_output.py")
     assert 'JSON: {"name": "Paris", "population": 2100000}' in out
     assert "parsed: City(name='Paris', population=2100000)" in out
+
+
+def test_embeddings_ranks_the_documents_by_similarity_to_the_question(run: Callable[[str], str]) -> None:
+    lines = run("embeddings.py").splitlines()
+    assert lines[0] == "4 vectors of 256 dimensions from embedder"
+    scores = [float(line.split()[0]) for line in lines[1:4]]
+    assert scores == sorted(scores, reverse=True)
+    assert lines[1].endswith("The cat sleeps on the warm windowsill.")  # shares the most words with the question
+    assert re.fullmatch(r"\[\d+ prompt tokens\]", lines[4])

@@ -45,6 +45,7 @@ def test_the_route_table_holds_every_contract_path() -> None:
     paths = {route.path: set(route.endpoints) for route in ROUTES}
     assert paths["/v1/chat/completions"] == {"POST"}
     assert paths["/v1/responses"] == {"POST"}
+    assert paths["/v1/embeddings"] == {"POST"}
     assert paths["/v1/responses/{response_id}"] == {"GET", "HEAD", "DELETE"}
     assert {"/v1/models", "/health", "/health/live", "/health/ready", "/metrics"} <= set(paths)
 

@@ -16,7 +16,9 @@ So that tool loops and structured output can be tried without a model, it also:
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
+import math
 import re
 import time
 import uuid
@@ -36,8 +38,13 @@ from modelmux.plugin import (
     RegisterPreset,
     RegisterProvider,
     UpstreamRequest,
+    embedding_inputs,
+    embedding_response,
     hookimpl,
 )
+
+#: The longest vector echo makes (a bound on what one request may ask it to build).
+MAX_DIMENSIONS = 4096
 
 
 class EchoSettings(ProviderSettings):
@@ -45,6 +52,9 @@ class EchoSettings(ProviderSettings):
 
     type: str = "echo"
     delay_ms: float = Field(0.0, ge=0, description="pause between streamed words")
+    embedding_dimensions: int = Field(
+        256, ge=1, le=MAX_DIMENSIONS, description="length of the vectors /v1/embeddings answers without dimensions"
+    )
 
 
 def _text(content: Any) -> str:
@@ -65,6 +75,19 @@ def last_user_text(messages: list[dict[str, Any]]) -> str:
 
 def _count(text: str) -> int:
     return len(text.split())
+
+
+def echo_vector(words: list[str], dimensions: int) -> list[float]:
+    """A unit vector from the words (feature hashing): the same words give the same vector, and
+    texts sharing words point the same way, so similarity searches behave plausibly offline."""
+    values = [0.0] * dimensions
+    for word in words:
+        digest = hashlib.blake2b(word.lower().encode(), digest_size=32).digest()
+        for at in range(0, 32, 4):  # eight signed hits per word
+            slot = int.from_bytes(digest[at : at + 4], "little")
+            values[slot % dimensions] += 1.0 if slot >> 31 else -1.0
+    norm = math.sqrt(math.fsum(v * v for v in values)) or 1.0
+    return [v / norm for v in values]
 
 
 def _last(pattern: str, text: str, default: str) -> str:
@@ -227,6 +250,22 @@ class EchoProvider(Provider):
             yield chunks.delta({}, "stop")
         if usage is not None:
             yield chunks.usage(usage)
+
+    async def embeddings(self, request: UpstreamRequest) -> Completion:
+        dimensions = request.body.get("dimensions") or self.settings.embedding_dimensions
+        if dimensions > MAX_DIMENSIONS:
+            raise InvalidRequestError(
+                f"Invalid value for 'dimensions': {dimensions}; the echo provider makes at most {MAX_DIMENSIONS}.",
+                param="dimensions",
+                code="invalid_value",
+            )
+        vectors: list[list[float]] = []
+        tokens = 0
+        for item in embedding_inputs(request.body):
+            words = item.split() if isinstance(item, str) else [str(t) for t in item]
+            tokens += len(words)
+            vectors.append(echo_vector(words or [str(item)], dimensions))
+        return embedding_response(request, vectors, tokens)
 
     async def list_models(self) -> list[str]:
         return ["echo"]

@@ -14,7 +14,9 @@ subclass (name it ``Test...``), not these bases. With pytest-asyncio in auto mod
 
 For providers, override ``provider`` (an async fixture yielding a started
 provider; use the ``host`` fixture for the pooled client) and, if your upstream
-needs it, ``chat_body``.
+needs it, ``chat_body``. A provider that serves embeddings sets ``embedding_model``
+(an upstream model id its fake embeds); one that does not is checked to refuse
+them with a 400.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from typing import Any
 import pytest
 
 from modelmux.config import ServerSettings
+from modelmux.embeddings import decode_base64
+from modelmux.errors import InvalidRequestError
 from modelmux.http import open_client
 from modelmux.images import ImageFetcher
 from modelmux.provider import Check, Completion, EventStream, Host, Provider, UpstreamRequest
@@ -41,6 +45,9 @@ class ProviderContract:
     """What the host relies on from every provider."""
 
     upstream_model: str = "test-model"
+    #: An upstream model that serves embeddings; None: the provider serves none (``embeddings()``
+    #: must then be the host's 400 naming ``model``).
+    embedding_model: str | None = None
 
     @pytest.fixture
     async def host(self) -> AsyncIterator[Host]:
@@ -122,6 +129,55 @@ class ProviderContract:
         await events.aclose()  # type: ignore[attr-defined]
         await result.aclose()
         await result.aclose()  # twice is harmless
+
+    @pytest.fixture
+    def embeddings_body(self) -> dict[str, Any]:
+        return {"model": "contract", "input": ["The quick brown fox", "jumps over", "the lazy dog"]}
+
+    def embeddings_request(self, body: dict[str, Any]) -> UpstreamRequest:
+        model = self.embedding_model or self.upstream_model
+        return UpstreamRequest(body, model, str(body["model"]), False, uuid.uuid4().hex)
+
+    async def _embed(self, provider: Provider, body: dict[str, Any]) -> dict[str, Any]:
+        if self.embedding_model is None:
+            pytest.skip("this provider serves no embeddings (embedding_model is None)")
+        result = await provider.embeddings(self.embeddings_request(body))
+        assert isinstance(result, Completion)
+        data = result.json()
+        assert result.body()
+        return data
+
+    async def test_embeddings_are_an_openai_list_in_input_order(
+        self, provider: Provider, embeddings_body: dict[str, Any]
+    ) -> None:
+        data = await self._embed(provider, embeddings_body)
+        validate("CreateEmbeddingResponse", data)
+        assert [d["index"] for d in data["data"]] == list(range(len(embeddings_body["input"])))
+        assert isinstance(data["model"], str)
+        usage = data["usage"]
+        assert isinstance(usage["prompt_tokens"], int) and usage["total_tokens"] >= usage["prompt_tokens"]
+        # Each input's vector is the one it gets alone: batching and fan-out keep the order.
+        last = await self._embed(provider, dict(embeddings_body, input=embeddings_body["input"][-1]))
+        assert last["data"][0]["embedding"] == data["data"][-1]["embedding"]
+
+    async def test_embeddings_base64_is_little_endian_float32_of_the_floats(
+        self, provider: Provider, embeddings_body: dict[str, Any]
+    ) -> None:
+        floats = await self._embed(provider, dict(embeddings_body, encoding_format="float"))
+        packed = await self._embed(provider, dict(embeddings_body, encoding_format="base64"))
+        for f, b in zip(floats["data"], packed["data"], strict=True):
+            assert isinstance(b["embedding"], str)
+            assert decode_base64(b["embedding"]) == pytest.approx(f["embedding"], rel=1e-6, abs=1e-7)
+
+    async def test_embeddings_refused_with_400_when_not_served(
+        self, provider: Provider, embeddings_body: dict[str, Any]
+    ) -> None:
+        if self.embedding_model is not None:
+            pytest.skip("this provider serves embeddings (embedding_model is set)")
+        with pytest.raises(InvalidRequestError) as info:
+            await provider.embeddings(self.embeddings_request(embeddings_body))
+        assert info.value.status_code == 400 and info.value.param == "model"
+        assert "embeddings" in info.value.message
 
     async def test_list_models_and_doctor_answer(self, provider: Provider) -> None:
         models = await provider.list_models()

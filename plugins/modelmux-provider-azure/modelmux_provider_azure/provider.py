@@ -194,6 +194,11 @@ class AzureProvider(Provider):
             return f"{self.root}/chat/completions"
         return f"{self.root}/deployments/{quote(deployment, safe='')}/chat/completions"
 
+    def embeddings_url(self, deployment: str) -> str:
+        if self.v1:
+            return f"{self.root}/embeddings"
+        return f"{self.root}/deployments/{quote(deployment, safe='')}/embeddings"
+
     async def _post(self, url: str, request: UpstreamRequest, kind: Any) -> Completion | EventStream:
         resp = await open_upstream(
             self.host.http,
@@ -212,6 +217,21 @@ class AzureProvider(Provider):
 
     async def chat(self, request: UpstreamRequest) -> Completion | EventStream:
         return await self._post(self.chat_url(request.model), request, "chat")
+
+    async def embeddings(self, request: UpstreamRequest) -> Completion:
+        """The deployment's ``/embeddings`` (v1: ``/openai/v1/embeddings``, the deployment as ``model``),
+        passed through like chat."""
+        resp = await open_upstream(
+            self.host.http,
+            self.embeddings_url(request.model),
+            provider=self.name,
+            data=request_body(request),
+            headers=await self._headers_for(False),
+            client_timeout=self._timeout,
+            errors=self._errors,
+            params=self._params,
+        )
+        return await read_completion(resp, provider=self.name)
 
     async def responses(self, request: UpstreamRequest) -> Completion | EventStream:
         if not self.native_responses:

@@ -8,6 +8,9 @@ errors and finish reasons. The deployment name picks a scenario.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import struct
 from collections.abc import Iterator
 from typing import Any
 
@@ -93,6 +96,34 @@ def stream_frames(body: dict[str, Any], finish: str) -> list[bytes]:
         frames.append(b"data: " + orjson.dumps(usage) + b"\n\n")
     frames.append(b"data: [DONE]\n\n")
     return frames
+
+
+#: Deployments of an embedding model on the fake (any other deployment is a chat model).
+EMBEDDING_DEPLOYMENTS = ("embed-small-prod",)
+
+
+def embedding_vector(item: Any, dimensions: int) -> list[float]:
+    digest = hashlib.sha256(repr(item).encode()).digest()
+    return [(digest[i % 32] - 128) / 256 for i in range(dimensions)]
+
+
+def embeddings_answer(body: dict[str, Any]) -> dict[str, Any]:
+    items = body["input"]
+    if isinstance(items, str) or (items and isinstance(items[0], int)):
+        items = [items]
+    dims = body.get("dimensions") or 6
+    data = []
+    for i, item in enumerate(items):
+        vector: Any = embedding_vector(item, dims)
+        if body.get("encoding_format") == "base64":
+            vector = base64.b64encode(struct.pack(f"<{dims}f", *vector)).decode()
+        data.append({"object": "embedding", "index": i, "embedding": vector})
+    return {
+        "object": "list",
+        "model": "text-embedding-3-small",
+        "data": data,
+        "usage": {"prompt_tokens": 3 * len(items), "total_tokens": 3 * len(items)},
+    }
 
 
 def make_app() -> web.Application:
@@ -238,6 +269,35 @@ def make_app() -> web.Application:
             }
         )
 
+    async def embeddings(request: web.Request, deployment: str, body: dict[str, Any]) -> web.Response:
+        if deployment not in EMBEDDING_DEPLOYMENTS:
+            return _err(
+                400,
+                {
+                    "error": {
+                        "code": "OperationNotSupported",
+                        "message": "The embeddings operation does not work with the specified model, gpt-4o. "
+                        "Please choose different model and try again.",
+                    }
+                },
+            )
+        return web.Response(body=orjson.dumps(embeddings_answer(body)), content_type="application/json")
+
+    async def classic_embeddings(request: web.Request) -> web.Response:
+        denied = check_auth(request) or check_version(request, v1=False)
+        if denied:
+            return denied
+        return await embeddings(request, request.match_info["deployment"], orjson.loads(await request.read()))
+
+    async def v1_embeddings(request: web.Request) -> web.Response:
+        denied = check_auth(request) or check_version(request, v1=True)
+        if denied:
+            return denied
+        body = orjson.loads(await request.read())
+        return await embeddings(request, body["model"], body)
+
+    app.router.add_post("/openai/deployments/{deployment}/embeddings", classic_embeddings)
+    app.router.add_post("/openai/v1/embeddings", v1_embeddings)
     app.router.add_post("/openai/deployments/{deployment}/chat/completions", classic_chat)
     app.router.add_post("/openai/v1/chat/completions", v1_chat)
     app.router.add_post("/openai/responses", responses)

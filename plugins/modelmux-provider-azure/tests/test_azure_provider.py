@@ -46,6 +46,7 @@ async def host() -> AsyncIterator[Host]:
 
 class TestAzureClassicContract(ProviderContract):
     upstream_model = "gpt-4o-prod"
+    embedding_model = "embed-small-prod"
 
     @pytest.fixture
     async def provider(self, host: Host, fake_azure: LoopbackServer) -> AsyncIterator[AzureProvider]:
@@ -56,6 +57,7 @@ class TestAzureClassicContract(ProviderContract):
 
 class TestAzureV1Contract(ProviderContract):
     upstream_model = "gpt-4o-prod"
+    embedding_model = "embed-small-prod"
 
     @pytest.fixture
     async def provider(self, host: Host, fake_azure: LoopbackServer) -> AsyncIterator[AzureProvider]:
@@ -241,8 +243,11 @@ def gateway(fake_azure: LoopbackServer) -> Iterator[RunningGateway]:
             "gpt-4o": {"provider": "azure", "model": "gpt-4o-prod"},
             "filtered": {"provider": "azure", "model": "filtered"},
             "filtered-output": {"provider": "azure", "model": "filtered-output"},
+            "embed": {"provider": "azure", "model": "embed-small-prod"},
+            "embed-v1": {"provider": "azure-v1", "model": "embed-small-prod"},
         },
     }
+    cfg["providers"]["azure-v1"] = {"type": "azure", "endpoint": fake_azure.url, "api_key": API_KEY}
     with run_gateway(cfg) as gw:
         yield gw
 
@@ -282,3 +287,30 @@ def test_sdk_sees_content_filter_finish_reasons(client: openai.OpenAI) -> None:
         if c.choices and c.choices[0].finish_reason
     ]
     assert finishes == ["content_filter"]
+
+
+@pytest.mark.parametrize(
+    ("model", "path"),
+    [
+        ("embed", f"/openai/deployments/embed-small-prod/embeddings?api-version={API_VERSION}"),
+        ("embed-v1", "/openai/v1/embeddings"),
+    ],
+)
+def test_sdk_embeddings_on_both_paths(client: openai.OpenAI, fake_azure: LoopbackServer, model: str, path: str) -> None:
+    out = client.embeddings.create(model=model, input=["alpha", "beta"], dimensions=4)  # base64, the SDK default
+    assert [len(d.embedding) for d in out.data] == [4, 4] and out.usage.total_tokens == 6
+    seen = fake_azure.requests[-1]
+    assert seen["path"] == path and seen["headers"]["api-key"] == API_KEY
+    sent = orjson.loads(seen["body"])
+    assert sent == {
+        "model": "embed-small-prod",
+        "input": ["alpha", "beta"],
+        "dimensions": 4,
+        "encoding_format": "base64",
+    }
+
+
+def test_sdk_embeddings_with_a_chat_deployment_is_azures_400(client: openai.OpenAI) -> None:
+    with pytest.raises(openai.BadRequestError) as info:
+        client.embeddings.create(model="gpt-4o", input="x")
+    assert "embeddings operation does not work" in info.value.message

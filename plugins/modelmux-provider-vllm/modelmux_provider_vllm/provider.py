@@ -1,6 +1,6 @@
 """The ``openai_compatible`` provider (alias ``vllm``): vLLM, llama.cpp's server, OpenAI itself.
 
-A passthrough: the client's body goes upstream with only ``model`` replaced, and the
+A passthrough (chat, Responses and embeddings): the client's body goes upstream with only ``model`` replaced, and the
 upstream's bytes come back untouched (see ``modelmux.passthrough``). Nothing is parsed
 on the hot path except the status line and, cheaply, the usage of a stream.
 """
@@ -106,6 +106,20 @@ class OpenAICompatibleProvider(Provider):
         if not self.native_responses:
             return await super().responses(request)
         return await self._post("/responses", request, "responses")
+
+    async def embeddings(self, request: UpstreamRequest) -> Completion:
+        """``{base_url}/embeddings``: the client's body with only ``model`` replaced, the answer's bytes back
+        (``encoding_format``, ``dimensions`` and token arrays are the upstream's to honour)."""
+        resp = await open_upstream(
+            self.host.http,
+            self.base_url + "/embeddings",
+            provider=self.name,
+            data=request_body(request),
+            headers=self._headers,
+            client_timeout=self._timeout,
+            errors=self._errors,
+        )
+        return await read_completion(resp, provider=self.name)
 
     async def list_models(self) -> list[str]:
         return await self._models(self._timeout)

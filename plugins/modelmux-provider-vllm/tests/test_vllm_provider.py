@@ -32,6 +32,7 @@ def req(body: dict[str, Any], model: str = "meta-llama/Llama-3.1-8B-Instruct") -
 
 class TestOpenAICompatibleContract(ProviderContract):
     upstream_model = "meta-llama/Llama-3.1-8B-Instruct"
+    embedding_model = "BAAI/bge-m3"
 
     @pytest.fixture
     async def provider(self, host: Host, fake_vllm: LoopbackServer) -> AsyncIterator[OpenAICompatibleProvider]:
