@@ -83,6 +83,7 @@ def test_chat_and_responses_report_the_same_facts(
         client = openai.OpenAI(base_url=gw.url, api_key=h.CLIENT_KEY, max_retries=0)
         for model in ("m", "e", "up/made-up-by-a-client"):
             _traffic(client, model)
+        client.embeddings.create(model="e", input="say hello", extra_headers={"x-request-id": "e-embed"})
         metrics = httpx.get(gw.url.removesuffix("/v1") + "/metrics").text
     lines = [orjson.loads(x) for x in logs.readouterr().err.splitlines() if x.startswith("{")]
     by_id = {line["request_id"]: line for line in lines if str(line.get("endpoint", "")).startswith("/v1/")}
@@ -96,6 +97,13 @@ def test_chat_and_responses_report_the_same_facts(
         assert set(kinds["chat"]) == set(kinds["resp"]), model
         assert set(kinds["chat-stream"]) == set(kinds["resp-stream"]), model
         assert kinds["chat"]["endpoint"] == "/v1/chat/completions" and kinds["resp"]["endpoint"] == "/v1/responses"
+
+    # Embeddings (echo) log the same facts as chat, output tokens aside (an embedding has none).
+    embed = by_id["e-embed"]
+    assert embed["status"] == 200 and embed["endpoint"] == "/v1/embeddings"
+    missing = (ALWAYS | {"input_tokens", "retries"}) - set(embed)
+    assert not missing, missing
+    assert set(embed) - {"output_tokens"} == set(by_id["e-chat"]) - {"output_tokens"}
 
     # Metric labels are bounded alike: a client's made-up model name never becomes a label.
     for name in ("modelmux_tokens_total", "modelmux_time_to_first_token_seconds_count"):
