@@ -247,9 +247,7 @@ class Router:
                 progressed = True
                 use, use_body = body_for(provider, dep) if body_for is not None else (endpoint, body)
                 options = self._options.get(dep.route, NO_OPTIONS) if self._options else NO_OPTIONS
-                request = UpstreamRequest(
-                    use_body, dep.model, str(body["model"]), stream, request_id, images, options
-                )
+                request = UpstreamRequest(use_body, dep.model, str(body["model"]), stream, request_id, images, options)
                 call = (
                     provider.chat
                     if use == "chat"
