@@ -13,6 +13,7 @@ import openai
 import orjson
 import pytest
 from loguru import logger
+from prometheus_client.parser import text_string_to_metric_families
 
 from modelmux.logs import setup_logging
 from modelmux.testing import LoopbackServer, run_gateway
@@ -67,12 +68,12 @@ def _traffic(client: openai.OpenAI, model: str) -> None:
 
 
 def _metric_labels(text: str, name: str) -> list[dict[str, str]]:
-    out = []
-    for line in text.splitlines():
-        if line.startswith(name + "{"):
-            inner = line[len(name) + 1 : line.index("}")]
-            out.append(dict(part.split("=", 1) for part in inner.replace('"', "").split(",")))
-    return out
+    return [
+        sample.labels
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == name
+    ]
 
 
 def test_chat_and_responses_report_the_same_facts(
