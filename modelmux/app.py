@@ -19,7 +19,7 @@ from loguru import logger
 from pydantic import BaseModel
 from starlette.types import ASGIApp
 
-from modelmux import tracing
+from modelmux import tracing, ui
 from modelmux.config import SECRET_KEYS, Config, load_config, redact
 from modelmux.disconnect import CancelOnDisconnect
 from modelmux.dispatch import Dispatcher
@@ -52,25 +52,31 @@ def create_app(config: Config, plugins: Plugins) -> ASGIApp:
         gw = Gateway(config, plugins)
         await gw.start()
         _startup_log(gw)
+        console.start()
         try:
             yield gw
         finally:
+            await console.stop()
             await gw.aclose()
 
     api_keys = {k: key_id(k) for k in config.server.api_keys if k}
+    console = ui.Console(config.server)
+    if api_keys and config.server.ui.playground_admin_key:
+        api_keys.update({k: key_id(k) for k in console.access.keys})  # docs/ui.md, "Playground"
     register_secrets(config)
     return GatewayMiddleware(
-        CancelOnDisconnect(Dispatcher(ROUTES, lifespan)),
+        CancelOnDisconnect(Dispatcher([*ROUTES, *ui.routes(console)], lifespan)),
         api_keys=api_keys,
         max_request_bytes=config.server.max_request_bytes,
         log_bodies=config.server.log_bodies,
         tracer=tracing.setup(config.settings.tracing),
+        recent=console.recent if console.enabled and console.recent.size else None,
     )
 
 
 def register_secrets(config: Config) -> None:
     """Client keys, provider and store secrets: scrubbed from every log line and error answer."""
-    add_secrets(config.server.api_keys)
+    add_secrets([*config.server.api_keys, *config.server.admin_api_keys])
     add_secrets(list(_secret_values([*config.providers.values(), *config.stores.values()])))
 
 

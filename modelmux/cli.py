@@ -9,13 +9,13 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 import tomli_w
 
 from modelmux import __version__
-from modelmux.config import Config, ConfigError, load_config, redact
+from modelmux.config import Config, ConfigError, load_config, shown
 from modelmux.plugins import Plugins, load_plugins
 from modelmux.provider import Check
 
@@ -215,9 +215,7 @@ def config_init(preset: str | None, non_interactive: bool, output: str, force: b
 def config_show(config_path: str | None, sources: bool) -> None:
     """Print the merged configuration (secrets as ***)."""
     _, config = _load(config_path)
-    data: dict[str, Any] = config.settings.model_dump(mode="json", exclude_none=True)
-    data["providers"] = {n: p.model_dump(mode="json", exclude_none=True) for n, p in config.providers.items()}
-    _console().print(tomli_w.dumps(redact(data)), highlight=False, markup=False)
+    _console().print(tomli_w.dumps(shown(config)), highlight=False, markup=False)
     if sources:
         from rich.table import Table
 

@@ -90,6 +90,29 @@ class ImageSettings(_Strict):
     concurrency: int = Field(4, ge=1, le=64, description="images of one request fetched at the same time")
 
 
+class UISettings(_Strict):
+    """``[server.ui]``: the web UI at ``/ui`` (docs/ui.md); its data endpoints are read-only."""
+
+    enabled: bool = Field(
+        True,
+        description="serve the web UI at /ui; it needs server.admin_api_keys unless the server listens on loopback",
+    )
+    recent_requests: int = Field(
+        500, ge=0, le=100_000, description="request log records kept in memory for the UI (per worker); 0: none"
+    )
+    stats_interval_seconds: float = Field(
+        5.0, gt=0, le=3600, description="how often the UI's traffic figures (rate, errors, latency, tokens) are sampled"
+    )
+    stats_window_minutes: float = Field(
+        15.0, gt=0, le=1440, description="how much traffic history the UI's plots keep (in memory, per worker)"
+    )
+    playground_admin_key: bool = Field(
+        False,
+        description="let the playground call /v1 with the admin session: admin keys are then also accepted as "
+        "client keys on every API endpoint",
+    )
+
+
 class ServerSettings(_Strict):
     """``[server]``: where ModelMux listens, who may call it, and how it logs."""
 
@@ -100,6 +123,11 @@ class ServerSettings(_Strict):
         default_factory=list,
         description="client keys, sent as 'Authorization: Bearer KEY' or 'api-key: KEY'; empty: no client auth "
         "(a warning is logged when host is not loopback). /health* and /metrics stay open",
+    )
+    admin_api_keys: list[str] = Field(
+        default_factory=list,
+        description="keys that sign in to the web UI at /ui (separate from api_keys); empty: the UI is served "
+        "only when host is loopback",
     )
     log_level: Literal["trace", "debug", "info", "warning", "error", "critical"] = Field(
         "info", description="lowest level logged"
@@ -132,6 +160,7 @@ class ServerSettings(_Strict):
         30.0, ge=0, description="on SIGTERM: how long running requests and streams may finish before they are cut"
     )
     limits: LimitSettings = Field(default_factory=LimitSettings, description="client rate limits")
+    ui: UISettings = Field(default_factory=UISettings, description="the web UI at /ui")
 
 
 def default_data_dir() -> Path:
@@ -548,6 +577,25 @@ def store_options(settings: Settings, section: str) -> dict[str, Any]:
     if section == "cache":  # the response cache passes its TTL on each write; backends take whole seconds
         options["ttl_seconds"] = max(1, math.ceil(options["ttl_seconds"]))
     return options
+
+
+def shown(config: Config) -> dict[str, Any]:
+    """The merged configuration as ``config show`` and the web UI print it: secrets as ``***``."""
+    data: dict[str, Any] = config.settings.model_dump(mode="json", exclude_none=True)
+    data["providers"] = {n: p.model_dump(mode="json", exclude_none=True) for n, p in config.providers.items()}
+    shown_data: dict[str, Any] = redact(data)
+    return shown_data
+
+
+def source_of(config: Config, dotted: str) -> str:
+    """Where the value at ``dotted`` came from: ``file PATH``, ``env VAR``, ``implicit`` or ``default``
+    (a table set as a whole, e.g. by one JSON environment variable, gives its keys its source)."""
+    parts = dotted.split(".")
+    for end in range(len(parts), 0, -1):
+        found = config.sources.get(".".join(parts[:end]))
+        if found is not None:
+            return found
+    return "default"
 
 
 def redact(node: Any, key: str = "") -> Any:

@@ -16,9 +16,11 @@ from modelmux.context import SCOPE_KEY, RequestContext
 from modelmux.dispatch import error_response
 from modelmux.errors import AuthenticationError, ModelMuxError, PayloadTooLargeError
 from modelmux.logs import level_enabled, log_line, redact_body, request_id_var
+from modelmux.recent import UNRECORDED_PATHS, RecentRequests
 
-OPEN_PATHS = ("/health", "/metrics")
-QUIET_PATHS = ("/health", "/metrics")
+#: /ui checks its own (admin) keys: modelmux/ui/access.py.
+OPEN_PATHS = ("/health", "/metrics", "/ui")
+QUIET_PATHS = ("/health", "/metrics", "/ui/api")
 
 
 def client_key(headers: dict[bytes, bytes]) -> str | None:
@@ -40,8 +42,10 @@ class GatewayMiddleware:
         max_request_bytes: int,
         log_bodies: bool = False,
         tracer: Any = None,
+        recent: RecentRequests | None = None,
     ) -> None:
         self.app = app
+        self.recent = recent
         self.api_keys = api_keys
         self.max_bytes = max_request_bytes
         self.log_bodies = log_bodies
@@ -91,6 +95,9 @@ class GatewayMiddleware:
                 health.REQUESTS.add(status)
             if span is not None:
                 tracing.finish_request_span(span, scope["method"], status, ctx)
+            if self.recent is not None and not scope["path"].startswith(UNRECORDED_PATHS):
+                # The web UI's recent requests: one deque append (modelmux/recent.py).
+                self.recent.add(scope["method"], scope["path"], status, elapsed, ctx)
             self._log(scope, status, elapsed, ctx)
             request_id_var.reset(token)
 
