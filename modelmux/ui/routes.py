@@ -129,7 +129,9 @@ async def session(ui: Console, gw: Gateway, request: Request) -> Response:
 
 
 async def overview(ui: Console, gw: Gateway, request: Request) -> Response:
-    health = gw.health()
+    state_status, cache_status = await asyncio.gather(_state_status(gw), _cache_status(gw))
+    # The admin sees /health with details (error texts), as a caller with a key does.
+    health = gw.health(True, state_status["error"])
     models = [
         {
             "name": name,
@@ -140,7 +142,6 @@ async def overview(ui: Console, gw: Gateway, request: Request) -> Response:
         }
         for name, model in sorted(gw.config.settings.models.items())
     ]
-    state_status, cache_status = await asyncio.gather(_state_status(gw), _cache_status(gw))
     return _data(
         {
             "health": {k: v for k, v in health.items() if k not in ("providers", "plugins")},
