@@ -76,6 +76,7 @@ from modelmux.translate.anthropic import (
     AnthropicPlan,
     AnthropicStream,
     from_anthropic,
+    thinking_budget,
     to_anthropic,
 )
 from modelmux.translate.chunks import Chunks
@@ -143,6 +144,7 @@ __all__ = [
     "refuse_unsupported",
     "request_body",
     "retry_after",
+    "thinking_budget",
     "timeout_for",
     "to_anthropic",
     "upstream_errors",

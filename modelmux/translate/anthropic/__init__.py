@@ -21,6 +21,7 @@ from modelmux.translate.anthropic.request import (
     JSON_TOOL_NAME,
     THINKING_BUDGETS,
     AnthropicPlan,
+    thinking_budget,
     to_anthropic,
 )
 from modelmux.translate.anthropic.response import FINISH_REASONS, from_anthropic, usage_from_anthropic
@@ -38,6 +39,7 @@ __all__ = [
     "error_type_to_exception",
     "from_anthropic",
     "stream_from_anthropic",
+    "thinking_budget",
     "to_anthropic",
     "usage_from_anthropic",
 ]

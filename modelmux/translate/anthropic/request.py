@@ -285,6 +285,29 @@ def _stop(stop: Any) -> list[str] | None:
     return list(items) or None
 
 
+def thinking_budget(body: dict[str, Any], default_max_tokens: int = DEFAULT_MAX_TOKENS) -> tuple[int, int] | None:
+    """Claude's extended thinking for ``reasoning_effort``: ``(budget_tokens, max_tokens)``, or None when off.
+
+    One mapping for every way Claude is served (Anthropic Messages on Vertex AI, Converse on
+    Bedrock), so each refuses the same requests with the same 400s.
+    """
+    effort = body.get("reasoning_effort")
+    if effort is None or effort == "none":
+        return None
+    if not isinstance(effort, str) or effort not in THINKING_BUDGETS:
+        shown = orjson.dumps(effort).decode()[:60]
+        raise _bad(f"reasoning_effort: {shown} is not one of {', '.join(THINKING_BUDGETS)}, none", "reasoning_effort")
+    max_tokens = body.get("max_completion_tokens") or body.get("max_tokens")
+    budget = THINKING_BUDGETS[effort]
+    if max_tokens is None:
+        max_tokens = budget + default_max_tokens
+    elif max_tokens <= 1024:
+        raise _bad("max_tokens: with reasoning_effort it must exceed 1024 (thinking uses part of it)", "max_tokens")
+    if body.get("temperature") not in (None, 1, 1.0):
+        raise _bad("temperature: Claude does not allow changing it together with reasoning_effort", "temperature")
+    return min(budget, max_tokens - 1), int(max_tokens)
+
+
 async def to_anthropic(
     body: dict[str, Any],
     *,
@@ -309,22 +332,11 @@ async def to_anthropic(
         out["system"] = system
 
     max_tokens = body.get("max_completion_tokens") or body.get("max_tokens")
-    effort = body.get("reasoning_effort")
-    thinking = effort is not None and effort != "none"
-    if thinking:
-        if effort not in THINKING_BUDGETS:
-            raise _bad(
-                f"reasoning_effort: {effort!r} is not one of {', '.join(THINKING_BUDGETS)}, none", "reasoning_effort"
-            )
-        budget = THINKING_BUDGETS[effort]
-        if max_tokens is None:
-            max_tokens = budget + default_max_tokens
-        elif max_tokens <= 1024:
-            raise _bad("max_tokens: with reasoning_effort it must exceed 1024 (thinking uses part of it)", "max_tokens")
-        budget = min(budget, max_tokens - 1)
+    planned = thinking_budget(body, default_max_tokens)
+    thinking = planned is not None
+    if planned is not None:
+        budget, max_tokens = planned
         out["thinking"] = {"type": "enabled", "budget_tokens": budget}
-        if body.get("temperature") not in (None, 1, 1.0):
-            raise _bad("temperature: Claude does not allow changing it together with reasoning_effort", "temperature")
     out["max_tokens"] = int(max_tokens or default_max_tokens)
 
     for key in ("temperature", "top_p", "top_k"):

@@ -27,6 +27,7 @@ from modelmux.plugin import (
     per_request,
     refuse_tool_choice_without_tools,
     refuse_unsupported,
+    thinking_budget,
 )
 
 IMAGE_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
@@ -231,8 +232,14 @@ def _output_tool(response_format: Any) -> dict[str, Any] | None:
     raise InvalidRequestError(f"response_format.type: unknown type {kind!r}", param="response_format.type")
 
 
-async def to_converse(body: dict[str, Any], images: RequestImages | ImageFetcher) -> ConverseCall:
-    """The Converse request body for an OpenAI chat completion request.
+def is_claude(model: str) -> bool:
+    """Anthropic's models on Bedrock: ``anthropic.claude-...``, inference profiles ``us.anthropic.claude-...``
+    and the ARNs of either (an application inference profile's ARN names no model: not recognised)."""
+    return "anthropic.claude" in model.lower()
+
+
+async def to_converse(body: dict[str, Any], images: RequestImages | ImageFetcher, model: str = "") -> ConverseCall:
+    """The Converse request body for an OpenAI chat completion request to ``model`` (the upstream id).
 
     Pass the request's ``UpstreamRequest.images`` so that retries and fallbacks reuse what was
     fetched; the whole request is checked before any image URL is fetched.
@@ -251,6 +258,11 @@ async def to_converse(body: dict[str, Any], images: RequestImages | ImageFetcher
 
     inference: dict[str, Any] = {}
     max_tokens = body.get("max_completion_tokens") or body.get("max_tokens")
+    # reasoning_effort is Claude's extended thinking, mapped as on Vertex; other models ignore it.
+    thinking = thinking_budget(body) if is_claude(model) else None
+    if thinking is not None:
+        budget, max_tokens = thinking
+        payload["additionalModelRequestFields"] = {"thinking": {"type": "enabled", "budget_tokens": budget}}
     if max_tokens:
         inference["maxTokens"] = int(max_tokens)
     if body.get("temperature") is not None:
@@ -268,6 +280,11 @@ async def to_converse(body: dict[str, Any], images: RequestImages | ImageFetcher
     refuse_tool_choice_without_tools(choice_raw, bool(tools))
     output = _output_tool(body.get("response_format"))
     output_name: str | None = None
+    if output is not None and thinking is not None:
+        raise InvalidRequestError(
+            "response_format: Claude cannot force a JSON answer while reasoning_effort is set; drop one of them",
+            param="response_format",
+        )
     if output is not None:
         output_name = output["name"]
         description = output["description"] or "Give the final answer by calling this tool"

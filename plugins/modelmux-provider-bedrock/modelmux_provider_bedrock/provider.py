@@ -70,7 +70,7 @@ class BedrockProvider(Provider):
         return resp
 
     async def chat(self, request: UpstreamRequest) -> Completion | EventStream:
-        call = await to_converse(request.body, request.images or self.host.images)
+        call = await to_converse(request.body, request.images or self.host.images, request.model)
         body = orjson.dumps(call.payload)
         call.payload = {}  # the answer's translation keeps the call: not the request's images
         if not request.stream:

@@ -8,7 +8,10 @@ zlib.crc32, cut at awkward places so the client must decode incrementally.
 
 Scenarios are chosen by model id: ``throttled``, ``invalid``, ``denied``,
 ``midstream-error``, ``cut-short``, ``bad-crc``; any other id answers from the request (echo of
-the last user text, tool calls when tools are offered, a description of images).
+the last user text, tool calls when tools are offered, a description of images). Extended
+thinking (``additionalModelRequestFields.thinking``) is checked as Bedrock does for Claude
+(shape, budget below ``maxTokens``, no temperature, no forced tool; refused for other models)
+and answered with a ``reasoningContent`` block first.
 """
 
 from __future__ import annotations
@@ -156,8 +159,40 @@ def _last_user_text(messages: list[dict[str, Any]]) -> str:
     return ""
 
 
+def thinking_problem(model: str, body: dict[str, Any]) -> str | None:
+    """What Bedrock would refuse in a request's extended-thinking fields (Claude only)."""
+    extra = body.get("additionalModelRequestFields")
+    if extra is None:
+        return None
+    if "anthropic.claude" not in model:
+        return f"The model returned the following errors: extraneous key [{next(iter(extra), '')}] is not permitted"
+    thinking = extra.get("thinking")
+    if set(extra) != {"thinking"} or not isinstance(thinking, dict) or thinking.get("type") != "enabled":
+        return "The model returned the following errors: thinking: expected {type: enabled, budget_tokens}"
+    budget = thinking.get("budget_tokens")
+    if not isinstance(budget, int) or budget < 1024:
+        return "The model returned the following errors: thinking.budget_tokens: Input should be >= 1024"
+    inference = body.get("inferenceConfig") or {}
+    if not isinstance(inference.get("maxTokens"), int) or inference["maxTokens"] <= budget:
+        return "The model returned the following errors: `max_tokens` must be greater than `thinking.budget_tokens`"
+    if inference.get("temperature", 1) != 1:
+        return "The model returned the following errors: `temperature` may only be set to 1 when thinking is enabled"
+    if set((body.get("toolConfig") or {}).get("toolChoice") or {}) & {"any", "tool"}:
+        return "The model returned the following errors: Thinking may not be enabled when tool_choice forces tool use."
+    return None
+
+
 def answer(body: dict[str, Any]) -> Reply:
     """What the fake model says to a Converse request."""
+    reply = _answer(body)
+    if "additionalModelRequestFields" in body:  # extended thinking: a reasoning block first
+        text = f"Thinking about: {_last_user_text(body['messages'])}"
+        thought = {"reasoningText": {"text": text, "signature": "c2ln"}}
+        reply.blocks.insert(0, {"reasoningContent": thought})
+    return reply
+
+
+def _answer(body: dict[str, Any]) -> Reply:
     messages = body["messages"]
     last = messages[-1]["content"]
     tool_config = body.get("toolConfig") or {}
@@ -212,6 +247,13 @@ def stream_frames(reply: Reply) -> list[bytes]:
             for i, word in enumerate(words):
                 piece = word if i == 0 else " " + word
                 frames.append(event("contentBlockDelta", {"contentBlockIndex": index, "delta": {"text": piece}}))
+        elif "reasoningContent" in block:
+            thought = block["reasoningContent"]["reasoningText"]
+            for i, word in enumerate(thought["text"].split(" ")):
+                delta = {"reasoningContent": {"text": word if i == 0 else " " + word}}
+                frames.append(event("contentBlockDelta", {"contentBlockIndex": index, "delta": delta}))
+            delta = {"reasoningContent": {"signature": thought["signature"]}}
+            frames.append(event("contentBlockDelta", {"contentBlockIndex": index, "delta": delta}))
         else:
             use = block["toolUse"]
             start = {"toolUse": {"toolUseId": use["toolUseId"], "name": use["name"]}}
@@ -259,7 +301,11 @@ def make_app() -> web.Application:
             if stream:  # ConverseStream can also throttle in its first frame, after HTTP 200
                 return await send_frames(request, [exception("throttlingException", "Too many requests, please wait.")])
             return aws_error(429, "ThrottlingException", "Too many requests, please wait before trying again.")
-        reply = answer(orjson.loads(body))
+        request_body = orjson.loads(body)
+        problem = thinking_problem(model, request_body)
+        if problem is not None:
+            return aws_error(400, "ValidationException", problem)
+        reply = answer(request_body)
         if not stream:
             message = {"role": "assistant", "content": reply.blocks}
             return web.json_response(

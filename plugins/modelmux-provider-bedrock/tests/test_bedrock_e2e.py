@@ -7,11 +7,12 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+import httpx
 import openai
 import orjson
 import pytest
 
-from modelmux.testing import LoopbackServer, run_gateway, validate
+from modelmux.testing import LoopbackServer, RunningGateway, run_gateway, validate
 
 CLAUDE_PATH = "/model/us.anthropic.claude-sonnet-4-5-20250929-v1%3A0"
 WEATHER_TOOL: Any = {
@@ -396,3 +397,67 @@ def test_bad_content_is_400(bedrock_client: openai.OpenAI, content: Any, needle:
     with pytest.raises(openai.BadRequestError) as info:
         bedrock_client.chat.completions.create(model="claude", messages=[{"role": "user", "content": content}])
     assert needle in info.value.message
+
+
+# --- reasoning_effort: Claude's extended thinking through Converse, as on Vertex
+
+
+def test_reasoning_effort_is_claudes_thinking_and_comes_back_as_reasoning_content(
+    bedrock_client: openai.OpenAI, fake_bedrock: LoopbackServer
+) -> None:
+    messages: Any = [{"role": "user", "content": "what is 2+2"}]
+    resp = bedrock_client.chat.completions.create(model="claude", messages=messages, reasoning_effort="low")
+    message = resp.choices[0].message
+    assert message.content == "You said: what is 2+2"
+    assert message.model_extra == {"reasoning_content": "Thinking about: what is 2+2"}
+    body = sent(fake_bedrock)
+    assert body["additionalModelRequestFields"] == {"thinking": {"type": "enabled", "budget_tokens": 2048}}
+    assert body["inferenceConfig"]["maxTokens"] == 2048 + 4096  # the budget on top of the default answer
+    assert "reasoning_effort" not in body and "temperature" not in body["inferenceConfig"]
+
+    chunks = list(
+        bedrock_client.chat.completions.create(
+            model="claude", messages=messages, reasoning_effort="high", max_tokens=3000, stream=True
+        )
+    )
+    deltas = [c.choices[0].delta for c in chunks if c.choices]
+    assert "".join((d.model_extra or {}).get("reasoning_content", "") for d in deltas) == "Thinking about: what is 2+2"
+    assert "".join(d.content or "" for d in deltas) == "You said: what is 2+2"
+    # the reasoning comes before the answer, as Claude writes it
+    first_text = next(i for i, d in enumerate(deltas) if d.content)
+    assert all(not (d.model_extra or {}).get("reasoning_content") for d in deltas[first_text:])
+    body = sent(fake_bedrock)
+    assert body["additionalModelRequestFields"]["thinking"]["budget_tokens"] == 2999  # below max_tokens
+    assert body["inferenceConfig"]["maxTokens"] == 3000
+
+
+def test_reasoning_effort_none_and_other_models_send_no_thinking(
+    bedrock_client: openai.OpenAI, fake_bedrock: LoopbackServer
+) -> None:
+    messages: Any = [{"role": "user", "content": "hi"}]
+    for model, effort in (("claude", "none"), ("nova", "high")):
+        resp = bedrock_client.chat.completions.create(model=model, messages=messages, reasoning_effort=effort)
+        assert resp.choices[0].message.content == "You said: hi" and not resp.choices[0].message.model_extra
+        assert "additionalModelRequestFields" not in sent(fake_bedrock)
+
+
+@pytest.mark.parametrize(
+    ("extra", "param", "words"),
+    [
+        ({"temperature": 0.2}, "temperature", "together with reasoning_effort"),
+        ({"max_tokens": 1000}, "max_tokens", "must exceed 1024"),
+        ({"reasoning_effort": "extreme"}, "reasoning_effort", "is not one of minimal, low, medium, high"),
+        ({"reasoning_effort": ["low"]}, "reasoning_effort", "is not one of"),
+        ({"response_format": {"type": "json_object"}}, "response_format", "cannot force a JSON answer"),
+    ],
+)
+def test_thinking_requests_claude_refuses_are_400_before_any_upstream_call(
+    bedrock_gateway: RunningGateway, fake_bedrock: LoopbackServer, extra: dict[str, Any], param: str, words: str
+) -> None:
+    before = len(fake_bedrock.requests)
+    body = {"model": "claude", "messages": [{"role": "user", "content": "hi"}], "reasoning_effort": "low", **extra}
+    resp = httpx.post(f"{bedrock_gateway.url}/chat/completions", json=body, timeout=10)
+    assert resp.status_code == 400, resp.text
+    error = resp.json()["error"]
+    assert error["param"] == param and words in error["message"]
+    assert len(fake_bedrock.requests) == before
