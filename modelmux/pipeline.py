@@ -46,7 +46,11 @@ async def read_json(gw: Gateway, request: Request, ctx: RequestContext) -> dict[
     raw = await request.body()
     if gw.config.server.log_bodies:
         ctx.request_body = raw
-    return parse_json_object(raw)
+    body = parse_json_object(raw)
+    model = body.get("model")
+    if type(model) is str:
+        ctx.model = model[:200]  # the log line names the model also when the request is refused
+    return body
 
 
 def header_value(value: str) -> str:
@@ -185,7 +189,6 @@ def _hit_headers(entry: Entry, ctx: RequestContext) -> dict[str, str]:
 async def run(ex: Exchange) -> Response:
     """Steps 1 to 5 for one request."""
     gw, ctx = ex.gw, ex.ctx
-    ctx.model = str(ex.body.get("model"))
     await gw.limits.admit(ctx.key_id)
     lookup = _cache_lookup(ex)
     if lookup is not None:

@@ -115,3 +115,16 @@ def test_chat_and_responses_report_the_same_facts(
         for labels in _metric_labels(metrics, "modelmux_request_duration_seconds_count")
     }
     assert {("/v1/chat/completions", "up"), ("/v1/responses", "up"), ("/v1/responses", "echo")} <= durations
+
+
+def test_a_refused_request_still_names_its_model(
+    upstream: LoopbackServer, h: Any, logs: pytest.CaptureFixture[str]
+) -> None:
+    setup_logging("info", "json")
+    headers = {"authorization": f"Bearer {h.CLIENT_KEY}", "x-request-id": "refused"}
+    with run_gateway(_config(upstream, h), plugins=h.plugins) as gw:
+        body = {"model": "m", "messages": [{"role": "user", "content": "x"}], "temperature": "hot"}
+        assert httpx.post(f"{gw.url}/chat/completions", json=body, headers=headers).status_code == 400
+    lines = [orjson.loads(x) for x in logs.readouterr().err.splitlines() if x.startswith("{")]
+    refused = next(line for line in lines if line.get("request_id") == "refused" and "endpoint" in line)
+    assert refused["model"] == "m" and refused["status"] == 400 and "temperature" in refused["error"]
