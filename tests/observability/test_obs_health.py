@@ -8,6 +8,7 @@ import httpx
 import openai
 
 from modelmux import __version__
+from modelmux.health import HIDDEN
 from modelmux.testing import LoopbackServer, run_gateway
 
 
@@ -116,3 +117,36 @@ def test_ready_fails_when_the_state_store_does_not_answer(upstream: LoopbackServ
     assert r.status_code == 503
     assert "state store does not answer" in r.json()["problems"]["state"]
     assert "refused" in r.json()["problems"]["state"]
+
+
+def test_error_details_need_a_client_key(upstream: LoopbackServer, h: Any) -> None:
+    config = _config(upstream, h, 0)
+    config["server"]["api_keys"] = ["client-key"]
+    upstream.app["fail"].append(500)
+    with run_gateway(config, plugins=h.plugins) as gw:
+        c = openai.OpenAI(base_url=gw.url, api_key="client-key", max_retries=0)
+        try:
+            c.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}])
+        except openai.APIStatusError:
+            pass
+        anonymous = httpx.get(f"{gw.root}/health").json()["providers"]["up"]
+        wrong = httpx.get(f"{gw.root}/health", headers={"Authorization": "Bearer nope"}).json()["providers"]["up"]
+        keyed = httpx.get(f"{gw.root}/health", headers={"api-key": "client-key"}).json()["providers"]["up"]
+    for hidden in (anonymous, wrong):
+        assert hidden["last_error_message"] == HIDDEN and hidden["failures"] == 1 and hidden["last_error"]
+        assert "500" not in str(hidden)
+    assert "upstream error 500" in keyed["last_error_message"]
+
+
+def test_without_keys_details_show_only_on_a_loopback_server(upstream: LoopbackServer, h: Any) -> None:
+    config = _config(upstream, h, 0, state="silent")
+    config["server"]["host"] = "0.0.0.0"  # what the server would listen on; the test binds loopback anyway
+    with run_gateway(config, plugins=h.plugins) as gw:
+        ready = httpx.get(f"{gw.root}/health/ready")
+        body = httpx.get(f"{gw.root}/health").json()
+    assert ready.status_code == 503 and ready.json()["problems"] == {"state": HIDDEN}
+    assert body["state_store"] == {"status": "down", "error": HIDDEN} and body["status"] == "down"
+
+    with run_gateway(_config(upstream, h, 0, state="silent"), plugins=h.plugins) as gw:  # 127.0.0.1
+        ready = httpx.get(f"{gw.root}/health/ready")
+    assert "state store does not answer" in ready.json()["problems"]["state"]

@@ -26,6 +26,9 @@ ADC_FIX = (
     "set credentials_file to a service-account key, set GOOGLE_APPLICATION_CREDENTIALS, "
     "or run: gcloud auth application-default login"
 )
+#: The error code of a token endpoint that failed or could not be reached: it counts against the
+#: provider (its breaker, /health) like an unreachable upstream, and says it was the token.
+TOKEN_ERROR = "upstream_token_error"
 #: How long headers of a token google-auth called valid are reused before it is asked again.
 #: Far inside its refresh threshold (225 s before expiry), so a reused token is never stale.
 RECHECK_SECONDS = 10.0
@@ -128,6 +131,13 @@ class GoogleAuth:
         try:
             await asyncio.to_thread(creds.refresh, self._transport)
         except google.auth.exceptions.RefreshError as exc:
+            if exc.retryable:  # a 5xx or "temporarily_unavailable", after google-auth's own retries
+                raise UpstreamError(
+                    f"provider {self.provider}: the Google token endpoint failed to issue an access token "
+                    f"for {self.principal} ({exc}); Vertex AI itself was not called. Fix: usually transient, "
+                    "the next request tries again; check https://status.cloud.google.com",
+                    code=TOKEN_ERROR,
+                ) from exc
             raise UpstreamAuthError(
                 f"provider {self.provider}: could not get an access token for {self.principal}: {exc}. "
                 f"Fix: check that the key or login is still valid (not deleted or expired); {ADC_FIX}"
@@ -135,6 +145,7 @@ class GoogleAuth:
         except google.auth.exceptions.TransportError as exc:
             raise UpstreamError(
                 f"provider {self.provider}: the Google token endpoint could not be reached: {exc}. "
-                "Fix: check network access to oauth2.googleapis.com (or the metadata server)"
+                "Fix: check network access to oauth2.googleapis.com (or the metadata server)",
+                code=TOKEN_ERROR,
             ) from exc
         self.refreshes += 1
