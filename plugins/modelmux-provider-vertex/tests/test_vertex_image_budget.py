@@ -126,8 +126,9 @@ def gateway_config(fake_vertex: Any) -> dict[str, Any]:
         "providers": {"claude": fake_vertex.provider_table(max_retries=1)},
         "models": {
             "claude-sonnet": {"provider": "claude", "model": "text@20250929"},
-            # always overloaded (529, retryable): tried twice, then falls back to claude-sonnet
-            "overloaded": {"provider": "claude", "model": "error-529@1", "fallbacks": ["claude-sonnet"]},
+            # always failing (500, retryable): tried twice, then falls back to claude-sonnet. (A 529
+            # would not be retried: its retry-after rests the deployment while a fallback can answer.)
+            "overloaded": {"provider": "claude", "model": "error-500@1", "fallbacks": ["claude-sonnet"]},
         },
     }
 
