@@ -6,6 +6,8 @@ the process in the middle. Endpoints:
 
 * ``POST /v1/chat/completions``: a fixed ``chat.completion`` (~700 bytes); with
   ``"stream": true`` 20 ``chat.completion.chunk`` SSE events, then ``data: [DONE]``.
+* ``POST /v1/embeddings``: a fixed embeddings list of 4 vectors of 1,024 dimensions, base64
+  (what the official Python SDK asks for), ~22 kB.
 * ``GET /v1/models``: one model (the ``openai_compatible`` provider's readiness probe).
 * ``POST /v1/projects/{p}/locations/{r}/publishers/anthropic/models/{m}:rawPredict``: a fixed
   Anthropic Messages answer with the same text; ``:streamRawPredict``: its SSE events
@@ -35,6 +37,7 @@ import orjson
 import uvloop
 
 MODEL = "fake-model-1"
+EMBED_MODEL = "fake-embed-1"
 CLAUDE_MODEL = "claude-sonnet-4-5-20250929"
 CREATED = 1_700_000_000
 STREAM_PIECES = 20
@@ -156,7 +159,21 @@ def _stream(events: list[bytes]) -> list[bytes]:
     return [head] + [_http_chunk(e) for e in events] + [b"0\r\n\r\n"]
 
 
+def openai_embeddings() -> dict[str, Any]:
+    import base64
+    import struct
+
+    data = []
+    for i in range(4):
+        vector = [((i + 1) * (j % 97) - 48) / 4096 for j in range(1024)]
+        data.append(
+            {"object": "embedding", "index": i, "embedding": base64.b64encode(struct.pack("<1024f", *vector)).decode()}
+        )
+    return {"object": "list", "data": data, "model": EMBED_MODEL, "usage": {"prompt_tokens": 34, "total_tokens": 34}}
+
+
 OPENAI_JSON = _json_response(orjson.dumps(openai_completion()))
+EMBEDDINGS_JSON = _json_response(orjson.dumps(openai_embeddings()))
 OPENAI_STREAM = _stream(openai_stream_events())
 ANTHROPIC_JSON = _json_response(orjson.dumps(anthropic_message()))
 ANTHROPIC_STREAM = _stream(anthropic_stream_events())
@@ -250,6 +267,9 @@ class UpstreamProtocol(asyncio.Protocol):
                 return None
             STATS["chat_stream" if stream else "chat"] += 1
             return OPENAI_STREAM if stream else OPENAI_JSON
+        if method == b"POST" and url == b"/v1/embeddings":
+            STATS["embeddings"] += 1
+            return EMBEDDINGS_JSON
         if url.startswith(VERTEX_PREFIX):
             if self.auth != BEARER:
                 STATS["unauthorized"] += 1

@@ -5,7 +5,8 @@ Starts the fixed-answer upstream (``fake_upstream.py``), the bare FastAPI + aioh
 the ``vertex`` provider, an API key, metrics and access logging on), checks that every
 system answers every request correctly, then measures with wrk, in one run:
 
-1. every scenario (passthrough, translation) x mode (non-stream, stream) x connections
+1. every scenario (passthrough, embeddings, translation) x mode (non-stream, stream; embeddings
+   non-stream only) x connections
    {1, 32} on ``direct`` (the upstream itself), ``bare`` and ``modelmux``, the three
    systems back to back in each cell so that drift on the machine hits all of them;
 2. a concurrency sweep (passthrough, bare and modelmux) for the plot;
@@ -47,12 +48,15 @@ import tomli_w
 from loadgen import wrk, wrk_binary
 from procs import Procs, cpu_seconds, descendants, free_port, http_ok, loadavg, request, rss_mb, wait_until
 from scenarios import (
+    KINDS,
     MODES,
     SCENARIOS,
     SYSTEMS,
     Target,
     check_answer,
+    check_embeddings,
     gateway_config,
+    modes,
     target,
     write_service_account,
 )
@@ -181,17 +185,19 @@ class Bench:
         from fake_upstream import TEXT
 
         for system in SYSTEMS:
-            for scenario in SCENARIOS:
-                for stream in (False, True):
-                    t, body = self.body(system, scenario, stream)
-                    status, _, raw = request(self.ports[system], "POST", t.path, body.read_bytes(), self.headers(t))
-                    what = f"{system} {scenario} {'stream' if stream else 'non-stream'}"
-                    if status != 200:
-                        raise RuntimeError(f"{what}: HTTP {status}: {raw[:300]!r}")
+            for scenario, stream in KINDS:
+                t, body = self.body(system, scenario, stream)
+                status, _, raw = request(self.ports[system], "POST", t.path, body.read_bytes(), self.headers(t))
+                what = f"{system} {scenario} {'stream' if stream else 'non-stream'}"
+                if status != 200:
+                    raise RuntimeError(f"{what}: HTTP {status}: {raw[:300]!r}")
+                if scenario == "embeddings":
+                    problem = check_embeddings(raw)
+                else:
                     anthropic = scenario == "translation" and system != "modelmux"
                     problem = check_answer(raw, stream=stream, anthropic=anthropic, text=TEXT)
-                    if problem:
-                        raise RuntimeError(f"{what}: {problem}")
+                if problem:
+                    raise RuntimeError(f"{what}: {problem}")
         status, _, raw = request(self.ports["modelmux"], "GET", "/metrics")
         if status != 200 or b"modelmux_http_requests_total" not in raw:
             raise RuntimeError("modelmux /metrics does not show modelmux_http_requests_total")
@@ -236,7 +242,7 @@ class Bench:
         out = []
         for rnd in range(1, rounds + 1):  # rounds repeat every cell, so drift hits all of them
             for scenario in SCENARIOS:
-                for mode in MODES:
+                for mode in modes(scenario):
                     for conns in self.plan.connections:
                         for system in SYSTEMS:
                             r = self.cell(system, scenario, mode, conns, self.plan.seconds, self.plan.warmup)
@@ -276,7 +282,7 @@ class Bench:
         (pid,) = self.worker_pids()
         idle = rss_mb(pid)
         results: list[Result] = []
-        kinds = [(scenario, stream) for scenario in SCENARIOS for stream in (False, True)]
+        kinds = list(KINDS)
 
         def run(scenario: str, stream: bool) -> None:
             t, body = self.body("modelmux", scenario, stream)
@@ -300,7 +306,7 @@ class Bench:
             self.problems.append(f"memory run: {errors} errors, {len(results)} of {len(kinds)} wrk runs finished")
         out = {
             "seconds": p.rss_seconds,
-            "connections": 32,
+            "connections": 32 // len(kinds) * len(kinds),
             "requests": sum(r["requests"] for r in results),
             "rps": round(sum(r["rps"] for r in results), 1),
             "idle_mb": round(idle, 2),
@@ -317,12 +323,11 @@ class Bench:
         return out
 
     def verify_gateway_only(self) -> None:
-        for scenario in SCENARIOS:
-            for stream in (False, True):
-                t, body = self.body("modelmux", scenario, stream)
-                status, _, raw = request(self.ports["modelmux"], "POST", t.path, body.read_bytes(), self.headers(t))
-                if status != 200:
-                    raise RuntimeError(f"modelmux {scenario}: HTTP {status}: {raw[:300]!r}")
+        for scenario, stream in KINDS:
+            t, body = self.body("modelmux", scenario, stream)
+            status, _, raw = request(self.ports["modelmux"], "POST", t.path, body.read_bytes(), self.headers(t))
+            if status != 200:
+                raise RuntimeError(f"modelmux {scenario}: HTTP {status}: {raw[:300]!r}")
 
     def startup(self) -> list[Result]:
         """Fresh starts, alternating every installed plugin (the default) and only the two the config uses."""

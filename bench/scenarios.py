@@ -1,10 +1,14 @@
 """What the benchmark sends, to whom: request bodies, the gateway's configuration, the targets.
 
-Two scenarios, each measured on three systems:
+Three scenarios, each measured on three systems:
 
 * ``passthrough``: an OpenAI chat request. ``direct`` posts it to the fake upstream,
   ``bare`` to the bare forwarder (which posts it to the upstream), ``modelmux`` to the
   gateway, whose ``vllm`` (openai_compatible) provider forwards it.
+* ``embeddings``: an OpenAI embeddings request (4 texts, ``encoding_format: base64`` as the
+  official Python SDK sends it), non-stream only. ``direct`` posts it to the fake upstream's
+  ``/v1/embeddings`` (4 vectors of 1,024 dimensions, base64), ``bare`` to the bare forwarder,
+  ``modelmux`` to the gateway, whose ``vllm`` provider passes it through with ``model`` replaced.
 * ``translation``: ``modelmux`` gets the same OpenAI chat request for a model on the
   ``vertex`` provider, which translates it to Anthropic Messages, gets a Google access token
   from the fake's OAuth endpoint (once; it is cached) and posts to ``:rawPredict`` /
@@ -21,8 +25,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-SCENARIOS = ("passthrough", "translation")
+SCENARIOS = ("passthrough", "embeddings", "translation")
 MODES = ("nonstream", "stream")
+#: Every (scenario, stream) pair measured: embeddings are never streamed.
+KINDS = tuple((s, stream) for s in SCENARIOS for stream in (False, True) if not (s == "embeddings" and stream))
+
+
+def modes(scenario: str) -> tuple[str, ...]:
+    return ("nonstream",) if scenario == "embeddings" else MODES
+
+
 SYSTEMS = ("direct", "bare", "modelmux")
 
 API_KEY = "mm-bench-0123456789abcdef"  # the gateway's server.api_keys entry, sent by wrk
@@ -37,6 +49,19 @@ SYSTEM_PROMPT = "You are a helpful assistant."
 USER_PROMPT = "Say something short about benchmarks."
 MAX_TOKENS = 256
 CHAT_PATH = "/v1/chat/completions"
+EMBEDDINGS_PATH = "/v1/embeddings"
+EMBED_MODEL = "bench-embed"  # gateway model name
+EMBED_UPSTREAM_MODEL = "fake-embed-1"
+EMBED_INPUTS = [
+    "The quick brown fox jumps over the lazy dog.",
+    "Benchmarks measure what the gateway adds to a request.",
+    "Embeddings turn text into vectors for retrieval.",
+    "A short fourth sentence.",
+]
+
+
+def embeddings_body(model: str) -> dict[str, Any]:
+    return {"model": model, "input": EMBED_INPUTS, "encoding_format": "base64"}
 
 
 def chat_body(model: str, stream: bool) -> dict[str, Any]:
@@ -80,6 +105,9 @@ class Target:
 
 
 def target(system: str, scenario: str, stream: bool) -> Target:
+    if scenario == "embeddings":
+        model = EMBED_MODEL if system == "modelmux" else EMBED_UPSTREAM_MODEL
+        return Target(EMBEDDINGS_PATH, embeddings_body(model), f"Bearer {API_KEY}")
     if system == "modelmux":
         model = VLLM_MODEL if scenario == "passthrough" else CLAUDE_MODEL
         return Target(CHAT_PATH, chat_body(model, stream), f"Bearer {API_KEY}")
@@ -138,8 +166,32 @@ def gateway_config(upstream: str, key_file: Path, state_dir: Path, port: int = 0
         "models": {
             VLLM_MODEL: {"provider": "vllm", "model": UPSTREAM_MODEL},
             CLAUDE_MODEL: {"provider": "claude", "model": CLAUDE_UPSTREAM_MODEL},
+            EMBED_MODEL: {"provider": "vllm", "model": EMBED_UPSTREAM_MODEL},
         },
     }
+
+
+def check_embeddings(raw: bytes, count: int = len(EMBED_INPUTS)) -> str | None:
+    """What is wrong with an embeddings answer (None: ``count`` base64 vectors of 1,024 float32 in order)."""
+    import base64
+
+    try:
+        data = json.loads(raw)
+        items = data["data"]
+        sizes = [len(base64.b64decode(item["embedding"])) for item in items]
+        indexes = [item["index"] for item in items]
+    except (ValueError, KeyError, IndexError, TypeError) as exc:
+        return f"not an embeddings list ({exc!r}): {raw[:200]!r}"
+    if indexes != list(range(count)) or sizes != [4096] * count:
+        return f"unexpected embeddings: indexes {indexes}, byte sizes {sizes}"
+    return None
+
+
+def check(scenario: str, raw: bytes, *, stream: bool, anthropic: bool, text: str) -> str | None:
+    """What is wrong with an answer of ``scenario`` (None: it is the fixed answer, whole)."""
+    if scenario == "embeddings":
+        return check_embeddings(raw)
+    return check_answer(raw, stream=stream, anthropic=anthropic, text=text)
 
 
 def check_answer(raw: bytes, *, stream: bool, anthropic: bool, text: str) -> str | None:

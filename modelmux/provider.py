@@ -87,8 +87,9 @@ class UpstreamRequest:
     #: The client request's images: fetched once for all its attempts, within its limits. Set by
     #: the router; ``None`` (a provider called directly): use ``host.images.for_request()``.
     images: RequestImages | None = None
-    #: The ``options`` table of the ``[models.NAME]`` the client named (empty for other names):
-    #: provider-specific settings per model, e.g. ``input_type`` of Cohere Embed on Bedrock.
+    #: The ``options`` table of the ``[models.NAME]`` this deployment belongs to (the client's
+    #: model, or the fallback being tried; empty for ``PROVIDER/MODEL`` names): provider-specific
+    #: settings per model, e.g. ``input_type`` of Cohere Embed on Bedrock.
     options: Mapping[str, Any] = field(default_factory=lambda: NO_OPTIONS)
 
 

@@ -38,7 +38,7 @@ def _load(name: str) -> ModuleType:
 
 fake = _load("fake_upstream")
 scenarios = _load("scenarios")
-KINDS = [(scenario, stream) for scenario in scenarios.SCENARIOS for stream in (False, True)]
+KINDS = list(scenarios.KINDS)
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +74,12 @@ def test_the_fake_upstream_gives_its_fixed_answer_to_what_the_bench_sends_it(
     assert resp.status_code == 200
     assert resp.headers["content-type"] == ("text/event-stream" if stream else "application/json")
     anthropic = scenario == "translation"
-    assert scenarios.check_answer(resp.content, stream=stream, anthropic=anthropic, text=fake.TEXT) is None
+    assert scenarios.check(scenario, resp.content, stream=stream, anthropic=anthropic, text=fake.TEXT) is None
+
+
+def test_every_scenario_is_measured_and_embeddings_only_without_streaming() -> None:
+    assert {s for s, _ in KINDS} == set(scenarios.SCENARIOS) and ("embeddings", True) not in KINDS
+    assert scenarios.check_embeddings(b'{"data": []}') is not None  # the check can fail
 
 
 def test_the_fake_vertex_streams_anthropic_events_in_order(upstream: str) -> None:
@@ -125,7 +130,7 @@ def test_the_gateway_with_the_bench_configuration_serves_both_scenarios(upstream
         for scenario, stream in KINDS:
             resp = _post(gw.root, scenarios.target("modelmux", scenario, stream))
             assert resp.status_code == 200
-            problem = scenarios.check_answer(resp.content, stream=stream, anthropic=False, text=fake.TEXT)
+            problem = scenarios.check(scenario, resp.content, stream=stream, anthropic=False, text=fake.TEXT)
             assert problem is None
         # The default features the bench measures are on: client keys and metrics.
         denied = openai.OpenAI(base_url=gw.url, api_key="wrong-key", max_retries=0)
@@ -152,7 +157,7 @@ def test_the_bare_forwarder_forwards_both_scenarios(upstream: str) -> None:
             resp = _post(base, scenarios.target("bare", scenario, stream))
             assert resp.status_code == 200
             anthropic = scenario == "translation"
-            assert scenarios.check_answer(resp.content, stream=stream, anthropic=anthropic, text=fake.TEXT) is None
+            assert scenarios.check(scenario, resp.content, stream=stream, anthropic=anthropic, text=fake.TEXT) is None
     finally:
         proc.terminate()
         proc.wait(10)

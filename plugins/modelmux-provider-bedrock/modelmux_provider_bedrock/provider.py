@@ -33,6 +33,7 @@ from modelmux.plugin import (
 from modelmux_provider_bedrock.auth import API_KEY_ENV, Signer, default_endpoint
 from modelmux_provider_bedrock.aws_errors import http_error
 from modelmux_provider_bedrock.converse import ConverseCall, to_completion, to_converse
+from modelmux_provider_bedrock.embeddings import embed, embedding_family
 from modelmux_provider_bedrock.settings import BedrockSettings
 from modelmux_provider_bedrock.stream import ChunkBuilder, Event, events
 
@@ -86,6 +87,13 @@ class BedrockProvider(Provider):
                 raise UpstreamError(f"provider {self.name}: Bedrock answered invalid JSON: {exc}") from exc
             return Completion(data=to_completion(data, call, request.public_model))
         return await self._open_stream(request, call, body)
+
+    async def embeddings(self, request: UpstreamRequest) -> Completion:
+        """Titan Text and Cohere Embed through InvokeModel (``embeddings.py``); other models serve none."""
+        family = embedding_family(request.model)
+        if family is None:
+            return await super().embeddings(request)
+        return await embed(self, request, family)
 
     async def _open_stream(self, request: UpstreamRequest, call: ConverseCall, body: bytes) -> EventStream:
         resp = await self._post(self.url(request.model, "converse-stream"), body, stream=True)

@@ -16,6 +16,7 @@ and answered with a ``reasoningContent`` block first.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hmac
 import itertools
@@ -281,7 +282,75 @@ async def send_frames(request: web.Request, frames: list[bytes]) -> web.StreamRe
     return resp
 
 
+TITAN_DIMENSIONS = (256, 512, 1024)
+COHERE_INPUT_TYPES = ("search_document", "search_query", "classification", "clustering")
+#: In flight now / at most, of the embeddings calls (``app[INFLIGHT]``): the provider's fan-out bound shows here.
+INFLIGHT = web.AppKey("inflight", list)
+
+
+def embedding_vector(text: str, salt: str, dimensions: int, normalize: bool = True) -> list[float]:
+    """The fake's deterministic vector of one text."""
+    import hashlib
+    import math
+
+    digest = hashlib.sha256(f"{salt}|{text}".encode()).digest()
+    values = [(digest[i % 32] - 127.5) / 128 + i / (8 * dimensions) for i in range(dimensions)]
+    if not normalize:
+        return values
+    norm = math.sqrt(sum(v * v for v in values))
+    return [v / norm for v in values]
+
+
+def invoke_answer(model: str, body: dict[str, Any]) -> web.Response:
+    """InvokeModel for Titan Text Embeddings and Cohere Embed, refusing what Bedrock refuses."""
+    if "titan-embed-text" in model:
+        if set(body) - {"inputText", "dimensions", "normalize", "embeddingTypes"}:
+            return aws_error(400, "ValidationException", f"extraneous key in {sorted(body)}")
+        text = body.get("inputText")
+        if not isinstance(text, str) or not text:
+            return aws_error(400, "ValidationException", "inputText: expected a non-empty string")
+        dims = body.get("dimensions", 1024)
+        if dims not in TITAN_DIMENSIONS:
+            return aws_error(400, "ValidationException", f"dimensions: {dims} is not one of 256, 512, 1024")
+        normalize = body.get("normalize", True)
+        vector = embedding_vector(text, "titan", dims, normalize)
+        count = len(text.split())
+        return web.json_response(
+            {"embedding": vector, "inputTextTokenCount": count, "embeddingsByType": {"float": vector}},
+            headers={"X-Amzn-Bedrock-Input-Token-Count": str(count)},
+        )
+    if model.startswith("cohere.embed-"):
+        texts, input_type = body.get("texts"), body.get("input_type")
+        if set(body) - {"texts", "input_type", "truncate", "embedding_types"}:
+            return aws_error(400, "ValidationException", f"extraneous key in {sorted(body)}")
+        if not isinstance(texts, list) or not 1 <= len(texts) <= 96:
+            return aws_error(400, "ValidationException", "texts: between 1 and 96 strings")
+        if input_type not in COHERE_INPUT_TYPES:
+            return aws_error(400, "ValidationException", f"input_type: {input_type!r} is not valid")
+        vectors = [embedding_vector(t, f"cohere|{input_type}", 1024) for t in texts]
+        answer = {"id": "emb-1", "embeddings": vectors, "response_type": "embeddings_floats", "texts": texts}
+        count = sum(len(t.split()) + 1 for t in texts)
+        return web.json_response(answer, headers={"X-Amzn-Bedrock-Input-Token-Count": str(count)})
+    return aws_error(400, "ValidationException", "The provided model doesn't support InvokeModel for embeddings.")
+
+
 def make_app() -> web.Application:
+    async def invoke(request: web.Request) -> web.Response:
+        body = await request.read()
+        denied = check_signature(request, body)
+        if denied is not None:
+            return denied
+        if request.headers.get("Content-Type") != "application/json":
+            return aws_error(415, "UnsupportedMediaTypeException", "Content-Type must be application/json")
+        counts = request.app[INFLIGHT]
+        counts[0] += 1
+        counts[1] = max(counts[1], counts[0])
+        try:
+            await asyncio.sleep(0.02)  # calls of one request overlap when the provider fans them out
+            return invoke_answer(request.match_info["model"], orjson.loads(body))
+        finally:
+            counts[0] -= 1
+
     async def converse(request: web.Request) -> web.StreamResponse:
         body = await request.read()
         denied = check_signature(request, body)
@@ -334,6 +403,8 @@ def make_app() -> web.Application:
         return web.json_response({"message": "Not Found"}, status=404)
 
     app = web.Application()
+    app[INFLIGHT] = [0, 0]
+    app.router.add_post("/model/{model}/invoke", invoke)
     app.router.add_post(r"/model/{model}/{action:converse|converse-stream}", converse)
     app.router.add_get("/img/red.png", image)
     app.router.add_get("/", root)
@@ -344,6 +415,13 @@ def make_app() -> web.Application:
 def fake_bedrock() -> Iterator[LoopbackServer]:
     with serve_aiohttp(make_app()) as server:
         yield server
+
+
+@pytest.fixture
+def invoke_inflight(fake_bedrock: LoopbackServer) -> list[int]:
+    """The fake's InvokeModel calls [in flight now, at most at once] (reset the second to measure)."""
+    counts: list[int] = fake_bedrock.app[INFLIGHT]
+    return counts
 
 
 @pytest.fixture
@@ -406,7 +484,7 @@ def bedrock_client(bedrock_gateway: RunningGateway) -> openai.OpenAI:
     return openai.OpenAI(base_url=bedrock_gateway.url, api_key="unused", max_retries=0)
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def config_for_fake() -> Any:
     return gateway_config
 

@@ -38,6 +38,7 @@ from modelmux.plugin import (
     upstream_errors,
 )
 from modelmux_provider_vertex.auth import ADC_FIX, GoogleAuth
+from modelmux_provider_vertex.embeddings import embed, is_embedding_model
 from modelmux_provider_vertex.errors import vertex_error
 from modelmux_provider_vertex.settings import VertexSettings
 
@@ -163,6 +164,13 @@ class VertexProvider(Provider):
             batched=True,
             complete=lambda: translation.done,  # [DONE] goes out in the same write as the finish chunk
         )
+
+    async def embeddings(self, request: UpstreamRequest) -> Completion:
+        """Google's text embedding models (``publishers/google/models/{model}:predict``, see
+        ``embeddings.py``); any other model (Claude) does not serve embeddings."""
+        if not is_embedding_model(request.model):
+            return await super().embeddings(request)
+        return await embed(self, request)
 
     def _completion(self, raw: bytes, plan: AnthropicPlan, model: str) -> Completion:
         try:

@@ -22,3 +22,12 @@ class VertexSettings(ProviderSettings):
         ge=1,
         description="max_tokens sent when the client gives neither max_tokens nor max_completion_tokens",
     )
+    embedding_concurrency: int = Field(
+        4, ge=1, le=64, description="/v1/embeddings: upstream calls of one request sent at the same time"
+    )
+    embedding_max_calls: int = Field(
+        256,
+        ge=1,
+        description="/v1/embeddings: most upstream calls one request may need (inputs / the model's per-call "
+        "limit); more is a 400 naming this setting",
+    )

@@ -60,6 +60,8 @@ class FakeVertex:
     reject_tokens: bool = False
     #: Split stream bodies into writes of this many bytes (0: one write per event).
     stream_write_size: int = 0
+    #: Bodies of the ``publishers/google`` ``:predict`` (embeddings) calls, in arrival order.
+    embed_calls: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def url(self) -> str:
@@ -84,6 +86,23 @@ class FakeVertex:
         }
         table.update(over)
         return table
+
+
+#: The fake's Google embedding models: (instances per call, default dimensions).
+EMBEDDING_MODELS = {
+    "text-embedding-005": (250, 768),
+    "text-multilingual-embedding-002": (250, 768),
+    "gemini-embedding-001": (1, 3072),
+}
+TASK_TYPES = {"RETRIEVAL_QUERY", "RETRIEVAL_DOCUMENT", "SEMANTIC_SIMILARITY", "CLASSIFICATION", "CLUSTERING"}
+
+
+def embedding_values_of(content: str, task: str | None, dimensions: int) -> list[float]:
+    """The fake's deterministic vector of one instance (the task type changes it, as it does upstream)."""
+    import hashlib
+
+    digest = hashlib.sha256(f"{task}|{content}".encode()).digest()
+    return [(digest[i % 32] - 127.5) / 128 for i in range(dimensions)]
 
 
 def _google_error(status: int, message: str, code: str) -> web.Response:
@@ -212,8 +231,53 @@ def build_app(fake_ref: list[FakeVertex]) -> web.Application:
         await resp.write_eof()
         return resp
 
+    async def google_predict(request: web.Request) -> web.Response:
+        """``publishers/google/models/{model}:predict``: text embeddings, checked as Vertex checks them."""
+        fake = fake_ref[0]
+        denied = check_auth(request)
+        if denied is not None:
+            return denied
+        project, region, tail = (request.match_info[k] for k in ("project", "region", "tail"))
+        model, _, method = tail.partition(":")
+        if method != "predict" or project != fake.project or region != fake.region:
+            return _google_error(404, f"unknown {project}/{region}/{tail}", "NOT_FOUND")
+        if model not in EMBEDDING_MODELS:
+            return _google_error(404, f"Publisher Model `{model}` not found.", "NOT_FOUND")
+        per_call, default_dims = EMBEDDING_MODELS[model]
+        body = json.loads(await request.read())
+        fake.embed_calls.append(body)
+        instances = body.get("instances")
+        if set(body) - {"instances", "parameters"} or not isinstance(instances, list) or not instances:
+            return _google_error(400, f"fake vertex: bad body keys {sorted(body)}", "INVALID_ARGUMENT")
+        if len(instances) > per_call:
+            return _google_error(
+                400, f"{model} takes at most {per_call} instances per request, got {len(instances)}", "INVALID_ARGUMENT"
+            )
+        parameters = body.get("parameters") or {}
+        if set(parameters) - {"outputDimensionality", "autoTruncate"}:
+            return _google_error(400, f"fake vertex: unknown parameters {sorted(parameters)}", "INVALID_ARGUMENT")
+        dims = parameters.get("outputDimensionality", default_dims)
+        predictions = []
+        for instance in instances:
+            content, task = instance.get("content"), instance.get("task_type")
+            if set(instance) - {"content", "task_type"} or not isinstance(content, str) or not content:
+                return _google_error(400, f"fake vertex: bad instance {instance}", "INVALID_ARGUMENT")
+            if task is not None and task not in TASK_TYPES:
+                return _google_error(400, f"Unsupported task type: {task}", "INVALID_ARGUMENT")
+            predictions.append(
+                {
+                    "embeddings": {
+                        "statistics": {"truncated": False, "token_count": float(len(content.split()))},
+                        "values": embedding_values_of(content, task, dims),
+                    }
+                }
+            )
+        await asyncio.sleep(0.01)  # calls of one request overlap when the provider fans them out
+        return web.json_response({"predictions": predictions, "metadata": {"billableCharacterCount": 10}})
+
     app = web.Application(client_max_size=256 * 1024 * 1024)  # Vertex takes requests with large images
     app.router.add_post("/token", token)
+    app.router.add_post("/v1/projects/{project}/locations/{region}/publishers/google/models/{tail}", google_predict)
     app.router.add_get("/v1/projects/{project}/locations/{region}", location)
     app.router.add_post("/v1/projects/{project}/locations/{region}/publishers/anthropic/models/{tail}", predict)
     return app
@@ -266,6 +330,12 @@ def shared_fake_vertex(rsa_key: rsa.RSAPrivateKey, tmp_path_factory: pytest.Temp
     """One fake for a whole module (end-to-end tests share one gateway in front of it)."""
     with _fake(rsa_key, tmp_path_factory.mktemp("vertex")) as fake:
         yield fake
+
+
+@pytest.fixture
+def embedding_values() -> Any:
+    """``embedding_values(content, task_type, dimensions)``: the vector the fake answers for one instance."""
+    return embedding_values_of
 
 
 @pytest.fixture(scope="module")
