@@ -312,6 +312,8 @@ def invoke_answer(model: str, body: dict[str, Any]) -> web.Response:
         dims = body.get("dimensions", 1024)
         if dims not in TITAN_DIMENSIONS:
             return aws_error(400, "ValidationException", f"dimensions: {dims} is not one of 256, 512, 1024")
+        if text == "refuse me":  # one refused call fails the whole request
+            return aws_error(400, "ValidationException", "Malformed input request: refused by the fake.")
         normalize = body.get("normalize", True)
         vector = embedding_vector(text, "titan", dims, normalize)
         count = len(text.split())

@@ -150,3 +150,9 @@ def test_refused_with_a_400_before_any_upstream_call(
     error = resp.json()["error"]
     assert error["param"] == param and needle in error["message"]
     assert len(invokes(fake_bedrock)) == before
+
+
+def test_one_refused_call_fails_the_request_with_bedrocks_400(client: openai.OpenAI) -> None:
+    with pytest.raises(openai.BadRequestError) as info:
+        client.embeddings.create(model="titan", input=["fine", "refuse me", "also fine", "and this"])
+    assert "refused by the fake" in info.value.message

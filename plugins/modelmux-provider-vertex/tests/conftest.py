@@ -262,6 +262,8 @@ def build_app(fake_ref: list[FakeVertex]) -> web.Application:
             content, task = instance.get("content"), instance.get("task_type")
             if set(instance) - {"content", "task_type"} or not isinstance(content, str) or not content:
                 return _google_error(400, f"fake vertex: bad instance {instance}", "INVALID_ARGUMENT")
+            if content == "refuse me":  # one refused call fails the whole request
+                return _google_error(400, "The input was refused by the fake.", "INVALID_ARGUMENT")
             if task is not None and task not in TASK_TYPES:
                 return _google_error(400, f"Unsupported task type: {task}", "INVALID_ARGUMENT")
             predictions.append(

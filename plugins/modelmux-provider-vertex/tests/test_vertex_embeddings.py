@@ -150,3 +150,9 @@ def test_refused_before_any_upstream_call(
 def test_an_unknown_google_model_is_vertexs_404(client: openai.OpenAI, fake: Any) -> None:
     with pytest.raises(openai.NotFoundError):
         client.embeddings.create(model="vertex/text-embedding-999", input="x")
+
+
+def test_one_refused_call_fails_the_request_with_vertexs_400(client: openai.OpenAI, fake: Any) -> None:
+    with pytest.raises(openai.BadRequestError) as info:
+        client.embeddings.create(model="gemini-embed", input=["fine", "refuse me", "also fine"])
+    assert "refused by the fake" in info.value.message
