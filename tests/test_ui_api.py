@@ -164,7 +164,11 @@ def test_overview_lists_providers_models_and_stores(admin_gw: RunningGateway) ->
     assert "127.0.0.1:9" in up["last_error_message"]
     models = {m["name"]: m for m in data["models"]}
     assert [d["provider"] for d in models["both"]["deployments"]] == ["echo", "up"]
-    assert models["down"]["deployments"] == [{"provider": "up", "model": "m", "weight": 1}]
+    down = models["down"]["deployments"]
+    assert [(d["provider"], d["model"], d["weight"]) for d in down] == [("up", "m", 1)]
+    # The balancer's view of it: a breaker state, requests in flight, failures counted.
+    assert down[0]["circuit"] in ("closed", "open", "half_open") and down[0]["inflight"] == 0
+    assert down[0]["failures"] >= 1 and down[0]["cooling_down_seconds"] >= 0
     assert data["stores"]["state"]["status"] == "ok" and data["stores"]["state"]["backend"] == "disk"
     assert data["stores"]["cache"]["status"] == "unused"  # no model uses the cache: not opened to be looked at
     assert data["health"]["status"] in ("ok", "degraded", "down")
@@ -318,3 +322,10 @@ def test_the_admin_key_calls_the_api_only_when_the_playground_may_use_it(allowed
         assert chat(gw, headers=ADMIN) == (200 if allowed else 401)
         assert chat(gw, headers=CLIENT) == 200
         assert get(gw, "/ui/api/session").json()["playground_admin_key"] is allowed
+
+
+def test_an_admin_key_also_shows_health_details(admin_gw: RunningGateway) -> None:
+    assert chat(admin_gw, model="down") >= 500
+    hidden = httpx.get(admin_gw.root + "/health").json()["providers"]["up"]["last_error_message"]
+    shown = get(admin_gw, "/health").json()["providers"]["up"]["last_error_message"]
+    assert "127.0.0.1:9" not in hidden and "127.0.0.1:9" in shown

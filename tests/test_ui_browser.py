@@ -55,7 +55,7 @@ def serving(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[subproce
         "server": {
             "api_keys": [CLIENT_KEY],
             "admin_api_keys": [ADMIN_KEY],
-            "ui": {"stats_interval_seconds": 0.5},
+            "ui": {"stats_interval_seconds": 0.5, "playground_admin_key": True},
         },
         "state": {"backend": "memory"},
         "providers": {
@@ -303,6 +303,13 @@ def test_playground_round_trip_through_echo(ui: Page, server: str) -> None:
     expect(status).to_contain_text("done")
     expect(status).to_contain_text("tokens")  # stream_options.include_usage: the usage chunk arrived
     ui.screenshot("playground")
+    # The operator allows the admin session (server.ui.playground_admin_key): no client key needed.
+    page.get_by_label("Client key", exact=True).fill("")
+    page.get_by_label("Use my admin session").check()
+    page.get_by_label("Message").fill("sent with the admin session")
+    page.get_by_role("button", name="Send").click()
+    expect(response).to_have_text("sent with the admin session")
+    expect(status).to_contain_text("done")
     # It was a normal API call: in the recent requests, streamed, with the client key's id.
     page.get_by_role("tab", name="Recent requests").click()
     log = page.get_by_role("table", name="Recent requests")

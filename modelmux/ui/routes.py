@@ -138,7 +138,7 @@ async def overview(ui: Console, gw: Gateway, request: Request) -> Response:
             "strategy": model.strategy,
             "fallbacks": model.fallbacks,
             "cache": gw.response_cache.wanted(name, None),
-            "deployments": [d.model_dump() for d in model.targets()],
+            "deployments": [{**d.model_dump(), **_deployment_state(gw, d.provider, d.model)} for d in model.targets()],
         }
         for name, model in sorted(gw.config.settings.models.items())
     ]
@@ -153,6 +153,21 @@ async def overview(ui: Console, gw: Gateway, request: Request) -> Response:
             "traffic": ui.traffic.report(),
         }
     )
+
+
+def _deployment_state(gw: Gateway, provider: str, model: str) -> dict[str, Any]:
+    """The balancer's view of one deployment: its breaker, requests in flight, a 429 cool-down."""
+    balancer = gw.router.balancer
+    state = balancer.states().get((provider, model))
+    if state is None:  # not asked yet
+        return {"circuit": "closed", "inflight": 0, "failures": 0, "cooling_down_seconds": 0.0}
+    now = balancer.clock()
+    return {
+        "circuit": state.circuit(now),
+        "inflight": state.inflight,
+        "failures": state.failures,
+        "cooling_down_seconds": round(max(0.0, state.ready_at() - now), 1),
+    }
 
 
 async def _ping(store: Any) -> tuple[str, str | None]:

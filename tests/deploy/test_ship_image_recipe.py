@@ -242,6 +242,14 @@ def test_a_chat_request_through_the_openai_sdk(server: Server) -> None:
     assert completion.choices[0].message.content == "shipped in a wheel"
 
 
+def test_the_web_ui_is_served_from_the_wheel(server: Server) -> None:
+    # Package data (modelmux/ui/static): loopback without admin keys opens the UI (docs/ui.md).
+    assert 'src="ui/static/app.js"' in httpx.get(f"{server.url}/ui").text
+    for name in ("app.js", "api.js", "overview.js", "plot.js", "playground.js", "style.css"):
+        assert httpx.get(f"{server.url}/ui/static/{name}").status_code == 200, name
+    assert httpx.get(f"{server.url}/ui/api/overview").json()["providers"]
+
+
 def test_modelmux_plugins_lists_every_default_plugin_loaded(server: Server) -> None:
     result = subprocess.run(
         ["modelmux", "plugins"], env={**server.env, "COLUMNS": "200"}, capture_output=True, text=True, timeout=60

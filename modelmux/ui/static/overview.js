@@ -29,8 +29,14 @@ function providerRow(name, info) {
 }
 
 function modelRow(model) {
-  const deployments = model.deployments.map((d) =>
-    el("div", {}, el("code", {}, `${d.provider}/${d.model}`), model.deployments.length > 1 ? ` ×${d.weight}` : ""));
+  const deployments = model.deployments.map((d) => {
+    const notes = [];
+    if (model.deployments.length > 1) notes.push(` ×${d.weight}`);
+    if (d.circuit && d.circuit !== "closed") notes.push(" ", badge(d.circuit));
+    if (d.cooling_down_seconds > 0) notes.push(` cooling down ${fmtNumber(d.cooling_down_seconds, 1)} s`);
+    if (d.inflight) notes.push(` · ${d.inflight} in flight`);
+    return el("div", { "data-deployment": `${d.provider}/${d.model}` }, el("code", {}, `${d.provider}/${d.model}`), notes);
+  });
   return el("tr", { "data-model": model.name },
     el("td", {}, el("strong", {}, model.name)),
     el("td", {}, deployments),
