@@ -170,11 +170,27 @@ def default_data_dir() -> Path:
 
 class StateSettings(BaseModel):
     """``[state]``: where stored Responses API responses and shared counters (rate limits) live
-    (docs/stores.md). ``backend`` and ``ttl_seconds`` belong to ModelMux; other keys are the backend's options."""
+    (docs/stores.md). ``backend``, ``ttl_seconds`` and the ``max_*`` limits (docs/security.md) belong to ModelMux;
+    other keys are the backend's options."""
 
     model_config = ConfigDict(extra="allow")
     backend: str = Field("disk", description="memory, disk, redis (plugin modelmux-redis) or any registered name")
     ttl_seconds: int = Field(30 * 24 * 3600, gt=0, description="how long a stored response lives (30 days)")
+    max_record_bytes: int = Field(
+        32 * 1024 * 1024,
+        gt=0,
+        description="largest stored response (its own input and output): a larger input is a 413 when "
+        "store is true; a larger answer is returned but not stored",
+    )
+    max_bytes_per_key: int = Field(
+        512 * 1024 * 1024,
+        ge=0,
+        description="bytes of stored responses each client key may write per ttl_seconds (all clients share "
+        "one quota without server.api_keys); over it, store: true is a 429; 0: no quota",
+    )
+    max_conversation_depth: int = Field(
+        1000, gt=0, description="responses one previous_response_id chain may hold; continuing further is a 400"
+    )
 
 
 class CacheSettings(BaseModel):
@@ -570,9 +586,20 @@ def _validate_providers(
     return out
 
 
+#: Keys of ``[state]`` / ``[cache]`` that are ModelMux's own, not the backend's.
+_HOST_STORE_KEYS = {
+    "backend",
+    "enabled",
+    "max_entry_bytes",
+    "max_record_bytes",
+    "max_bytes_per_key",
+    "max_conversation_depth",
+}
+
+
 def store_options(settings: Settings, section: str) -> dict[str, Any]:
     """The ``[state]`` or ``[cache]`` table as its backend's settings model takes it."""
-    options: dict[str, Any] = getattr(settings, section).model_dump(exclude={"backend", "enabled", "max_entry_bytes"})
+    options: dict[str, Any] = getattr(settings, section).model_dump(exclude=_HOST_STORE_KEYS)
     options["namespace"] = section
     if section == "cache":  # the response cache passes its TTL on each write; backends take whole seconds
         options["ttl_seconds"] = max(1, math.ceil(options["ttl_seconds"]))

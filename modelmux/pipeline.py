@@ -133,6 +133,8 @@ class Exchange:
         self.stream = body.get("stream") is True
         #: Headers a cache hit repeats (e.g. which tools were dropped).
         self.kept: dict[str, str] = {}
+        #: Headers of this answer only, never cached (set by ``answer``, e.g. a store warning).
+        self.answer_headers: dict[str, str] = {}
 
     def cache_key(self) -> tuple[Mapping[str, Any], Any] | None:
         """The body and context the cache key is made of; None: never cached."""
@@ -212,6 +214,7 @@ async def run(ex: Exchange) -> Response:
         data, storable = await ex.answer(routed, result, account)
         headers.update(ex.kept)
         headers.update({k: v for k, v in result.headers.items() if k.lower() != "content-length"})
+        headers.update(ex.answer_headers)
         if gw.config.server.log_bodies:
             ctx.response_body = data
         if lookup is not None and storable:

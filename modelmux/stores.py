@@ -37,6 +37,19 @@ class KeyValueStore(ABC):
     async def delete(self, key: str) -> bool:
         """Remove the key; True when it existed."""
 
+    async def touch(self, key: str, ttl: float | None = None) -> bool:
+        """Make an existing key live ``ttl`` seconds from now (None: the configured default);
+        False when it is missing. Stored responses keep a continued conversation alive this way.
+
+        This default reads and writes the value again; backends override it with their own
+        expiry update (one call, no value transfer). A key deleted between the read and the
+        write may come back; backends that can, avoid that."""
+        value = await self.get(key)
+        if value is None:
+            return False
+        await self.set(key, value, ttl)
+        return True
+
     async def ping(self) -> bool:
         """True when the backend answers (readiness)."""
         await self.get("__modelmux_ping__")

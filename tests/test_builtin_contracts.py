@@ -11,6 +11,7 @@ from modelmux.default_plugins.disk import DiskSettings, DiskStore
 from modelmux.default_plugins.echo import EchoProvider, EchoSettings
 from modelmux.default_plugins.memory import MemorySettings, MemoryStore
 from modelmux.provider import Host
+from modelmux.stores import StateStore
 from modelmux.testing import CacheContract, ProviderContract, StateStoreContract
 
 
@@ -50,6 +51,55 @@ class TestDiskCache(CacheContract):
         s = DiskStore(DiskSettings(ttl_seconds=60, path=str(tmp_path), namespace="cache"))
         yield s
         await s.aclose()
+
+
+class _MinimalStore(StateStore):
+    """A third-party store that implements only the abstract methods (touch uses the base default)."""
+
+    def __init__(self) -> None:
+        self.inner = MemoryStore(MemorySettings(ttl_seconds=60))
+
+    async def get(self, key: str) -> bytes | None:
+        return await self.inner.get(key)
+
+    async def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
+        await self.inner.set(key, value, ttl)
+
+    async def delete(self, key: str) -> bool:
+        return await self.inner.delete(key)
+
+    async def incr(self, key: str, amount: int = 1, ttl: float | None = None) -> int:
+        return await self.inner.incr(key, amount, ttl)
+
+
+class TestMinimalThirdPartyStateStore(StateStoreContract):
+    @pytest.fixture
+    async def store(self) -> AsyncIterator[StateStore]:
+        yield _MinimalStore()
+
+
+def _bytes_on_disk(directory: Path) -> int:
+    """The database and value files (SQLite's -wal and -shm files are not part of the limit)."""
+    return sum(f.stat().st_size for f in directory.rglob("*") if f.is_file() and not f.name.endswith(("-wal", "-shm")))
+
+
+async def test_disk_store_stays_under_its_size_limit_after_many_large_writes(tmp_path: Path) -> None:
+    """diskcache alone culls at most 10 entries per write; the store culls until under the limit."""
+    limit = 2 * 1024 * 1024
+    store = DiskStore(DiskSettings(path=str(tmp_path), size_limit_bytes=limit))
+    try:
+        # Many small entries, then large ones (as a history that repeats itself writes): culling
+        # ten small entries per write frees far less than each large write adds.
+        for i in range(400):
+            await store.set(f"small{i}", b"s" * 4_000)
+        for i in range(12):
+            await store.set(f"large{i}", bytes([i]) * 400_000)
+            assert store._cache.volume() <= limit, f"over the limit after large write {i}"
+        assert _bytes_on_disk(tmp_path) <= limit
+        assert await store.get("large11") == bytes([11]) * 400_000  # the newest survive
+        assert await store.get("small0") is None  # the oldest went first
+    finally:
+        await store.aclose()
 
 
 async def test_memory_store_evicts_least_recently_used_beyond_its_bound() -> None:

@@ -1,9 +1,16 @@
 """The ``disk`` state store and cache on diskcache (SQLite): persistent, and safe
-with several worker processes. Calls run in a thread so the event loop never blocks."""
+with several worker processes. Calls run in a thread so the event loop never blocks.
+
+diskcache culls at most ten entries per write (a burst of large values then overshoots
+``size_limit`` for good), and its ``cull()`` removes ten at a time (the value just written
+among them). So the store turns diskcache's culling off and, after a write that leaves
+the directory over its limit, evicts one entry at a time, least recently stored first,
+until it is back under."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 from pydantic import Field
@@ -38,6 +45,7 @@ class DiskStore(StateStore, Cache):
             str(directory),
             size_limit=settings.size_limit_bytes,
             eviction_policy="least-recently-stored",
+            cull_limit=0,  # culling is _make_room's
         )
 
     def _ttl(self, ttl: float | None) -> float:
@@ -47,8 +55,25 @@ class DiskStore(StateStore, Cache):
         value = await asyncio.to_thread(self._cache.get, key)
         return value if isinstance(value, bytes) else None
 
+    def _make_room(self) -> None:
+        cache = self._cache
+        while cache.volume() > self.settings.size_limit_bytes:
+            count = len(cache)
+            # diskcache's own one-batch cull with a batch of one: an expired entry, else the oldest stored
+            with cache._transact(retry=True) as (sql, cleanup):
+                cache._cull(time.time(), sql, cleanup, 1)
+            if len(cache) == count:
+                break  # nothing left to evict
+
+    def _set(self, key: str, value: bytes, ttl: float) -> None:
+        self._cache.set(key, value, expire=ttl)
+        self._make_room()
+
     async def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
-        await asyncio.to_thread(self._cache.set, key, value, self._ttl(ttl))
+        await asyncio.to_thread(self._set, key, value, self._ttl(ttl))
+
+    async def touch(self, key: str, ttl: float | None = None) -> bool:
+        return bool(await asyncio.to_thread(self._cache.touch, key, self._ttl(ttl)))
 
     async def delete(self, key: str) -> bool:
         return bool(await asyncio.to_thread(self._cache.delete, key))

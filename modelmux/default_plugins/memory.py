@@ -64,6 +64,14 @@ class MemoryStore(StateStore, Cache):
     async def delete(self, key: str) -> bool:
         return self._live(key) is not None and self._drop(key)
 
+    async def touch(self, key: str, ttl: float | None = None) -> bool:
+        value = self._live(key)
+        if value is None:
+            return False
+        expires = time.monotonic() + (ttl if ttl is not None else self.settings.ttl_seconds)
+        self._data[key] = (expires, value)
+        return True
+
     async def incr(self, key: str, amount: int = 1, ttl: float | None = None) -> int:
         current = self._live(key)
         if isinstance(current, int):

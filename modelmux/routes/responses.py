@@ -21,8 +21,8 @@ from starlette.responses import Response
 from modelmux import metrics, pipeline
 from modelmux.cache import Entry
 from modelmux.context import RequestContext
-from modelmux.conversations import Conversations
-from modelmux.errors import InvalidRequestError, ModelMuxError, NotFoundError
+from modelmux.conversations import Conversations, History, Minted
+from modelmux.errors import InvalidRequestError, ModelMuxError, NotFoundError, PayloadTooLargeError
 from modelmux.gateway import Gateway
 from modelmux.pipeline import SSE_HEADERS, Account, json_response
 from modelmux.provider import Completion, EventStream, Provider
@@ -40,12 +40,14 @@ DROPPED_HEADER = "x-modelmux-dropped-tools"
 _TERMINAL = (b"response.completed", b"response.incomplete", b"response.failed")
 
 Save = Callable[[dict[str, Any]], Awaitable[None]]
+STORE_WARNING_HEADER = "x-modelmux-store-warning"
 
 
 def conversations(gw: Gateway) -> Conversations:
     if gw.state is None:
         raise ModelMuxError("The state store is not open; the Responses API needs one ([state] backend).")
-    return Conversations(gw.state, gw.config.settings.state.ttl_seconds)
+    settings = gw.config.settings
+    return Conversations(gw.state, settings.state, settings.server.max_request_bytes)
 
 
 class ResponsesExchange(pipeline.Exchange):
@@ -57,24 +59,44 @@ class ResponsesExchange(pipeline.Exchange):
         request: Request,
         ctx: RequestContext,
         body: dict[str, Any],
-        previous: list[dict[str, Any]],
-        save: Save | None,
+        history: History,
+        input_items: list[dict[str, Any]],
+        minted: Minted,
+        convs: Conversations | None,
     ) -> None:
         super().__init__(gw, request, ctx, body)
-        self.previous = previous
-        self.input_items = normalize_input(body.get("input"), previous)
-        self.save = save
+        self.history = history
+        self.previous = history.items
+        self.input_items = input_items
+        self.minted = minted
+        #: Item id -> fields ModelMux added, over the whole conversation (left out for native upstreams).
+        self.replay_minted = {**history.minted, **minted}
+        self.convs = convs  # None: store is false
+        self.save: Save | None = self.saver(output_minted=True)
         self.plans: dict[Deployment, ChatPlan] = {}
         self.plan: ChatPlan | None = None
         # The cache keeps a stream only if it ends without "error" (a storable final status).
         self.outcome: dict[str, Any] = {"error": "the stream did not end"}
+
+    def saver(self, *, output_minted: bool) -> Save | None:
+        """How to store this request's response; ``output_minted``: its output ids are ModelMux's."""
+        convs = self.convs
+        if convs is None:
+            return None
+
+        async def save(resp: dict[str, Any]) -> None:
+            await convs.save(
+                resp, self.history, self.input_items, self.ctx.key_id, self.minted, output_minted=output_minted
+            )
+
+        return save
 
     def cache_key(self) -> tuple[dict[str, Any], Any]:
         return responses_cache.key_body(self.body), responses_cache.key_context(self.previous)
 
     def body_for(self, provider: Provider, dep: Deployment) -> tuple[Endpoint, dict[str, Any]]:
         if provider.native_responses:
-            return "responses", native_request(self.body, self.previous, self.input_items)
+            return "responses", native_request(self.body, self.previous, self.input_items, self.replay_minted)
         model = self.gw.config.settings.models.get(dep.route)
         plan = chat_request(
             self.body,
@@ -88,6 +110,7 @@ class ResponsesExchange(pipeline.Exchange):
     def routed_to(self, routed: Routed) -> None:
         dep = routed.deployment
         self.plan = self.plans.get(dep)
+        self.save = self.saver(output_minted=self.plan is not None)  # a native upstream's ids are its own
         if self.plan is not None and self.plan.dropped:
             self.kept[DROPPED_HEADER] = ",".join(self.plan.dropped)
             logger.info(
@@ -103,9 +126,12 @@ class ResponsesExchange(pipeline.Exchange):
         else:
             resp = completion_to_response(result.json(), response_skeleton(self.body), self.plan.names)
         await account.done(result.usage)
-        if self.save is not None:
-            await self.save(resp)
+        self._warn(await _store(self.save, resp))
         return orjson.dumps(resp), responses_cache.storable(resp)
+
+    def _warn(self, warning: str | None) -> None:
+        if warning is not None:
+            self.answer_headers[STORE_WARNING_HEADER] = pipeline.header_value(warning)
 
     def frames(self, routed: Routed, stream: EventStream, account: Account) -> AsyncIterator[bytes]:
         if self.plan is None:
@@ -123,9 +149,8 @@ class ResponsesExchange(pipeline.Exchange):
             frames = responses_cache.replay_stream(entry.body, renamer, self.save)
             return EventStreamResponse(frames, {**headers, **SSE_HEADERS})
         resp = renamer.response(orjson.loads(entry.body))
-        if self.save is not None:
-            await self.save(resp)
-        return Response(orjson.dumps(resp), media_type="application/json", headers=headers)
+        self._warn(await _store(self.save, resp))
+        return Response(orjson.dumps(resp), media_type="application/json", headers={**headers, **self.answer_headers})
 
 
 async def create_response(gw: Gateway, request: Request, ctx: RequestContext) -> Response:
@@ -133,15 +158,16 @@ async def create_response(gw: Gateway, request: Request, ctx: RequestContext) ->
     validate_responses(body)
     owner = ctx.key_id
     convs = conversations(gw)
-    previous: list[dict[str, Any]] = []
+    history = History()
     if body.get("previous_response_id"):
-        previous = (await convs.require(body["previous_response_id"], owner, "previous_response_id")).history
-    exchange: ResponsesExchange
-
-    async def save(resp: dict[str, Any]) -> None:
-        await convs.save(resp, previous, exchange.input_items, owner)
-
-    exchange = ResponsesExchange(gw, request, ctx, body, previous, save if body.get("store") is not False else None)
+        head = await convs.require(body["previous_response_id"], owner, "previous_response_id")
+        history = await convs.history(head)
+    minted: Minted = {}
+    input_items = normalize_input(body.get("input"), history.items, minted)
+    store = body.get("store") is not False
+    # Size, quota and a store that answers: checked before the upstream spends tokens.
+    await convs.admit(history, input_items, owner, store)
+    exchange = ResponsesExchange(gw, request, ctx, body, history, input_items, minted, convs if store else None)
     return await pipeline.run(exchange)
 
 
@@ -158,13 +184,26 @@ def _as_client_asked(resp: dict[str, Any], body: dict[str, Any]) -> dict[str, An
     return resp
 
 
-async def _store(save: Save | None, resp: dict[str, Any]) -> None:
+async def _store(save: Save | None, resp: dict[str, Any]) -> str | None:
+    """Store ``resp``; on failure the answer still reaches the client (its tokens are spent):
+    a log line, and the warning for the ``x-modelmux-store-warning`` header."""
     if save is None:
-        return
+        return None
     try:
         await save(resp)
-    except Exception as exc:  # the answer still reaches the client; continuing from it will 404
-        logger.error("could not store response {}: {}", resp.get("id"), exc)
+    except PayloadTooLargeError as exc:
+        logger.warning("response {} not stored: {}", resp.get("id"), exc.message)
+        metrics.ERRORS.labels("store_failed").inc()
+        return exc.message
+    except Exception as exc:
+        message = exc.message if isinstance(exc, ModelMuxError) else f"{type(exc).__name__}: {exc}"
+        logger.error("could not store response {}: {}", resp.get("id"), message)
+        metrics.ERRORS.labels("store_failed").inc()
+        return (
+            "not stored: the state store failed (see the gateway log); GET /v1/responses/{id} and "
+            "previous_response_id will not find this response"
+        )
+    return None
 
 
 async def _translated_stream(

@@ -210,6 +210,17 @@ class _KeyValueContract:
         await asyncio.sleep(1.3)
         assert await kv.get(key) is None
 
+    async def test_touch_extends_the_ttl_of_an_existing_key(self, kv: KeyValueStore, key: str) -> None:
+        assert await kv.touch(key, ttl=60) is False  # missing: nothing is created
+        assert await kv.get(key) is None
+        await kv.set(key, b"kept", ttl=1)
+        assert await kv.touch(key, ttl=60) is True
+        await asyncio.sleep(1.3)
+        assert await kv.get(key) == b"kept"
+        assert await kv.touch(key, ttl=1) is True  # shortens too
+        await asyncio.sleep(1.3)
+        assert await kv.get(key) is None
+
     async def test_concurrent_writers_do_not_corrupt(self, kv: KeyValueStore, key: str) -> None:
         await asyncio.gather(*(kv.set(f"{key}:{i}", str(i).encode() * 100) for i in range(50)))
         values = await asyncio.gather(*(kv.get(f"{key}:{i}") for i in range(50)))

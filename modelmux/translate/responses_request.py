@@ -45,8 +45,13 @@ def _text_parts(content: str | list[dict[str, Any]], kind: str) -> list[dict[str
     return out
 
 
-def normalize_input(raw: Any, history: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The client's ``input`` as stored items: every item gets an id and a status."""
+def normalize_input(
+    raw: Any, history: list[dict[str, Any]], minted: dict[str, list[str]] | None = None
+) -> list[dict[str, Any]]:
+    """The client's ``input`` as stored items: every item gets an id and a status.
+
+    ``minted`` (when given) is filled with the fields added to each item, by item id: they
+    are left out when the items are replayed to a native Responses upstream."""
     if raw is None:
         return []
     if isinstance(raw, str):
@@ -72,9 +77,14 @@ def normalize_input(raw: Any, history: list[dict[str, Any]]) -> list[dict[str, A
             role = item["role"]
             item["content"] = _text_parts(item["content"], "output_text" if role == "assistant" else "input_text")
         # every stored item has an id (input_items pagination needs one)
+        added = [f for f in ("id", "status") if f not in item]
         item.setdefault("id", new_id(_ID_PREFIX.get(kind, "item")))
         if kind in _ID_PREFIX:
             item.setdefault("status", "completed")
+        elif "status" in added:
+            added.remove("status")
+        if minted is not None and added:
+            minted[item["id"]] = added
         items.append(item)
     return items
 
@@ -319,12 +329,24 @@ def chat_request(
 
 
 def native_request(
-    body: dict[str, Any], history: list[dict[str, Any]], input_items: list[dict[str, Any]]
+    body: dict[str, Any],
+    history: list[dict[str, Any]],
+    input_items: list[dict[str, Any]],
+    minted: dict[str, list[str]] | None = None,
 ) -> dict[str, Any]:
     """The body for an upstream with its own Responses API: ModelMux keeps the conversation, so
-    ``previous_response_id`` becomes the stored items, sent in full."""
+    ``previous_response_id`` becomes the stored items, sent in full, without the ids and
+    statuses ModelMux minted (``minted``): the upstream never saw those ids, and one that looks
+    items up by id (OpenAI: "Item with id ... not found") or checks them strictly refuses them."""
     out = {k: v for k, v in body.items() if k != "previous_response_id"}
     if history:
         keep = [i for i in history if i.get("type") != "reasoning" or i.get("encrypted_content")]
-        out["input"] = keep + input_items
+        items = keep + input_items
+        if minted:
+            items = [_without(item, minted.get(str(item.get("id")))) for item in items]
+        out["input"] = items
     return out
+
+
+def _without(item: dict[str, Any], fields: list[str] | None) -> dict[str, Any]:
+    return {k: v for k, v in item.items() if k not in fields} if fields else item

@@ -70,6 +70,10 @@ class RedisStore(StateStore, Cache):
         async with self._guard("DEL"):
             return bool(await self._redis.delete(self._key(key)))
 
+    async def touch(self, key: str, ttl: float | None = None) -> bool:
+        async with self._guard("PEXPIRE"):
+            return bool(await self._redis.pexpire(self._key(key), self._ttl_ms(ttl)))
+
     async def incr(self, key: str, amount: int = 1, ttl: float | None = None) -> int:
         name = self._key(key)
         async with self._guard("INCRBY"):

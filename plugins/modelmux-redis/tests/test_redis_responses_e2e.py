@@ -94,6 +94,11 @@ model = "echo"
         b.responses.delete(r1.id)
         with pytest.raises(openai.NotFoundError):
             a.responses.create(model="echo", input="x", previous_response_id=r1.id)
-    # the values live in Redis under the configured prefix, with the state TTL
+    # the values live in Redis under the configured prefix, with the state TTL; the per-key
+    # quota counters one quota bucket (ttl / 4) longer, so they outlive what they count
     keys = list(raw_redis.scan_iter(match=f"{key_prefix}*"))
-    assert keys and all(0 < raw_redis.ttl(k) <= 120 for k in keys)
+    responses = [k for k in keys if b":responses:v1:" in k]
+    quotas = [k for k in keys if b":responses:quota:" in k]
+    assert len(responses) == 2 and quotas and len(responses) + len(quotas) == len(keys)
+    assert all(0 < raw_redis.ttl(k) <= 120 for k in responses)
+    assert all(0 < raw_redis.ttl(k) <= 120 + 30 + 1 for k in quotas)
