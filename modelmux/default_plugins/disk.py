@@ -57,6 +57,7 @@ class DiskStore(StateStore, Cache):
 
     def _make_room(self) -> None:
         cache = self._cache
+        cache.expire()  # what diskcache's per-write cull also did: expired entries go first
         while cache.volume() > self.settings.size_limit_bytes:
             count = len(cache)
             # diskcache's own one-batch cull with a batch of one: an expired entry, else the oldest stored
