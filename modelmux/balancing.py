@@ -33,11 +33,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import count
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from loguru import logger
 
 from modelmux.config import CircuitBreakerSettings, Strategy
+
+if TYPE_CHECKING:
+    from modelmux.breaker_sync import BreakerSync
 
 #: Deployment states kept before idle ones are dropped. Model names a client makes up reach a
 #: ``router.default_provider`` as deployments of their own; without a bound, each would keep a
@@ -75,6 +78,13 @@ class DeploymentState:
     limited_until: float = 0.0
     #: Told when the breaker opens or closes (not on every request), with the provider's name.
     on_change: Callable[[str], None] | None = None
+    #: With shared breakers (``router.circuit_breaker.shared``): told of failures, openings,
+    #: closings and cool-downs; None otherwise, so sharing costs nothing when it is off.
+    sync: BreakerSync | None = None
+    #: Failures in a row summed over the replicas, as last read or written (shared breakers).
+    shared_failures: int = 0
+    #: Attempts since start, never reset (the request volume shared breakers report).
+    volume_total: int = 0
 
     def circuit(self, now: float) -> Circuit:
         if not self.opened:
@@ -110,18 +120,28 @@ class DeploymentState:
         if trial:
             self.trial_running = False
         self.volume += 1
+        self.volume_total += 1
+        sync = self.sync
         if outcome == "ok":
             self.failures = 0
+            if sync is not None and self.shared_failures:
+                sync.success(self)
             if self.opened:
                 self.opened = False
                 self.volume = 0
                 logger.info("deployment {}/{} is back: circuit closed", *self.key)
+                if sync is not None:
+                    sync.closed(self)
                 self._changed()
         elif outcome == "fault":
             self.failures += 1
+            if sync is not None:
+                sync.fault(self)
             if self.opened:
                 # A trial, or an attempt made anyway (panic): another cool-down from now.
                 self.open_until = now + self.breaker.cooldown_seconds
+                if sync is not None:
+                    sync.opened(self, self.open_until)
                 if trial:
                     logger.warning(
                         "deployment {}/{}: trial request failed, circuit open for another {:g} s",
@@ -137,6 +157,8 @@ class DeploymentState:
                     self.failures,
                     self.breaker.cooldown_seconds,
                 )
+                if sync is not None:
+                    sync.opened(self, self.open_until)
                 self._changed()
 
     def rate_limited(self, seconds: float, now: float) -> None:
@@ -144,14 +166,27 @@ class DeploymentState:
         until = now + min(seconds, self.breaker.max_retry_after_seconds)
         if until > self.limited_until:
             self.limited_until = until
+            if self.sync is not None:
+                self.sync.limited(self, until)
 
-    def open_shared(self, until: float, now: float) -> bool:
-        """Another replica opened this breaker until ``until`` (local monotonic time)."""
+    def open_shared(self, until: float, now: float, by_fleet: bool = False) -> bool:
+        """Another replica opened this breaker until ``until`` (local monotonic time), or
+        (``by_fleet``) the replicas' failures added up to the threshold."""
         if until <= now or (self.opened and self.open_until >= until):
             return False
         was_open, self.opened, self.open_until = self.opened, True, until
         if not was_open:
-            logger.warning("deployment {}/{}: circuit opened by another replica for {:.3g} s", *self.key, until - now)
+            if by_fleet:
+                logger.warning(
+                    "deployment {}/{} failed {} times in a row across replicas: circuit open for {:g} s",
+                    *self.key,
+                    self.shared_failures,
+                    until - now,
+                )
+            else:
+                logger.warning(
+                    "deployment {}/{}: circuit opened by another replica for {:.3g} s", *self.key, until - now
+                )
             self._changed()
         return True
 
@@ -202,6 +237,8 @@ class Balancer:
         self._report = report
         self.clock = clock
         self._panic_logged: dict[str, float] = {}
+        #: Shared breakers, when on: every state made from now on reports to it.
+        self.sync: BreakerSync | None = None
 
     def state(self, dep: Deployment) -> DeploymentState:
         key = (dep.provider, dep.model)
@@ -209,7 +246,7 @@ class Balancer:
         if st is None:
             if len(self._states) >= MAX_STATES:
                 self._forget_idle()
-            st = self._states[key] = DeploymentState(key, self._breaker, on_change=self._changed)
+            st = self._states[key] = DeploymentState(key, self._breaker, on_change=self._changed, sync=self.sync)
         return st
 
     def _forget_idle(self) -> None:

@@ -240,6 +240,14 @@ class CircuitBreakerSettings(_Strict):
         description="longest cool-down a 429's retry-after may put a deployment in (only when the request "
         "has another deployment or a fallback)",
     )
+    shared: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="share breakers and 429 cool-downs across replicas through the [state] store: auto when the "
+        "backend is shared by replicas (redis), on whatever the backend (disk: the workers of one machine), off",
+    )
+    sync_interval_seconds: float = Field(
+        1.0, gt=0, description="shared breakers: how often each replica sends its changes and reads the others'"
+    )
 
 
 class RouterSettings(_Strict):

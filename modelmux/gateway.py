@@ -18,6 +18,7 @@ import aiohttp
 from loguru import logger
 
 from modelmux import __version__, health, metrics, tracing
+from modelmux.breaker_sync import BreakerSync
 from modelmux.cache import ResponseCache
 from modelmux.config import Config
 from modelmux.http import open_client
@@ -43,6 +44,7 @@ class Gateway:
         self.providers: dict[str, Provider] = {}
         self.provider_errors: dict[str, str] = {}
         self.state: StateStore | None = None
+        self.breaker_sync: BreakerSync | None = None
         self.http: aiohttp.ClientSession | None = None
         server = config.server
         self.images = ImageFetcher.from_settings(server.url_fetch_allow, server.images)
@@ -68,8 +70,33 @@ class Gateway:
                 logger.error("provider {} ({}) could not start: {}", name, settings.type, exc)
         health.reset(self.config.providers, self.provider_errors)
         self.state = self._open_store("state")
+        self.breaker_sync = self._share_breakers(self.state)
         assert self.state is not None
         self.limits = RateLimiter(self.config.server.limits, self.state, self.api_keys)
+
+    def _share_breakers(self, store: StateStore) -> BreakerSync | None:
+        """Shared circuit breakers when ``router.circuit_breaker.shared`` asks and the store can."""
+        breaker = self.config.settings.router.circuit_breaker
+        can = bool(getattr(store, "shared", False))
+        if breaker.shared == "off" or (breaker.shared == "auto" and not can):
+            return None
+        if not can:
+            logger.warning(
+                'router.circuit_breaker.shared = "on" with the {} state store: breakers are shared only by '
+                "the processes that see the same store (disk: the workers of one machine; memory: none)",
+                self.config.settings.state.backend,
+            )
+        for model in self.config.settings.models:  # read from the start, before this replica calls them
+            for dep in self.router.resolve(model):
+                self.router.balancer.state(dep)
+        sync = BreakerSync(self.router.balancer, store, breaker)
+        sync.start()
+        logger.info(
+            "circuit breakers shared through the {} state store (every {:g} s)",
+            self.config.settings.state.backend,
+            breaker.sync_interval_seconds,
+        )
+        return sync
 
     def _open_store(self, section: str) -> Any:
         backend = getattr(self.config.settings, section).backend
@@ -82,6 +109,8 @@ class Gateway:
                 await provider.aclose()
             except Exception as exc:
                 logger.warning("provider {} did not close cleanly: {}", name, exc)
+        if self.breaker_sync is not None:
+            await self.breaker_sync.aclose()
         if self.state is not None:
             await self.state.aclose()
         await self.response_cache.aclose()
@@ -97,7 +126,7 @@ class Gateway:
             problems["providers"] = "no provider is configured and usable"
         return problems
 
-    def health(self, details: bool, state_problem: str | None = None) -> dict[str, Any]:
+    def health(self, details: bool = False, state_problem: str | None = None) -> dict[str, Any]:
         """``/health``: ``details`` adds error texts (a caller with a key, or a loopback-only server)."""
         providers: dict[str, Any] = {}
         for name, settings in self.config.providers.items():

@@ -9,6 +9,7 @@ keys are strings the host namespaces itself. Backends register through the
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -50,6 +51,11 @@ class KeyValueStore(ABC):
         await self.set(key, value, ttl)
         return True
 
+    async def get_many(self, keys: list[str]) -> list[bytes | None]:
+        """The values of ``keys``, in order (None for a missing one). Override with one round trip
+        where the backend has it (Redis MGET); the default asks ``get`` for each."""
+        return [await self.get(key) for key in keys]
+
     async def ping(self) -> bool:
         """True when the backend answers (readiness)."""
         await self.get("__modelmux_ping__")
@@ -60,6 +66,11 @@ class KeyValueStore(ABC):
 
 
 class StateStore(KeyValueStore):
+    #: Every replica of the gateway that uses this store sees the same keys (Redis, not a process's
+    #: memory or one machine's disk): circuit breakers may be shared through it
+    #: (``router.circuit_breaker.shared``; docs/guides/routing.md). An optional capability.
+    shared: ClassVar[bool] = False
+
     @abstractmethod
     async def incr(self, key: str, amount: int = 1, ttl: float | None = None) -> int:
         """Atomically add ``amount``; a new key starts at 0 and expires after ``ttl``."""

@@ -253,6 +253,12 @@ class StateStoreContract(_KeyValueContract):
         await asyncio.sleep(1.3)
         assert await store.incr(key, 1, ttl=1) == 1
 
+    async def test_get_many_answers_in_order_with_none_for_missing(self, store: StateStore, key: str) -> None:
+        await store.set(key + ":a", b"1", ttl=60)
+        await store.set(key + ":c", b"3", ttl=60)
+        assert await store.get_many([key + ":c", key + ":b", key + ":a"]) == [b"3", None, b"1"]
+        assert await store.get_many([]) == []
+
 
 class CacheContract(_KeyValueContract):
     """Override the ``cache`` fixture with a fresh ``Cache``."""

@@ -111,6 +111,11 @@ class ServeProcess:
                 raise RuntimeError(f"modelmux serve exited {self.proc.returncode}:\n{self.log.read_text()}")
             try:
                 if httpx.get(f"{self.root}/health/live", timeout=1).status_code == 200:
+                    # On a machine shared with other test runs the free port may have been taken
+                    # before this server bound it: make sure it is this process that answers.
+                    pid = httpx.get(f"{self.root}/health", timeout=10).json().get("worker_pid")
+                    if pid != self.proc.pid:
+                        raise RuntimeError(f"port {self.port} answers for another process ({pid})")
                     return
             except httpx.HTTPError:
                 pass

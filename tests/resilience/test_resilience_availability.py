@@ -238,3 +238,59 @@ def test_rejected_credentials_move_on_to_the_fallback_and_count_against_the_prov
     assert bad.attempts == 2, "no retry of refused credentials, and its breaker opened after 2"
     bad_health = httpx.get(f"{gw.root}/health").json()["providers"]["bad"]
     assert bad_health["status"] == "down" and "rejected our credentials" in bad_health["last_error_message"]
+
+
+def test_shared_on_with_the_disk_store_shares_breakers_between_processes_of_one_machine(fakes, tmp_path) -> None:
+    """Two gateways on one disk store (as the workers of one machine): the second knows at start
+    that the first took the dead deployment out, and leaves it alone."""
+    from modelmux.testing import run_gateway
+
+    dead, dead_srv = fakes()
+    _good, good_srv = fakes()
+    dead.default = Fault.error(500)
+    config = {
+        "state": {"backend": "disk", "path": str(tmp_path / "state")},
+        "router": {
+            "circuit_breaker": {
+                "failures": 2,
+                "min_requests": 1,
+                "cooldown_seconds": 60,
+                "shared": "on",
+                "sync_interval_seconds": 0.05,
+            }
+        },
+        "providers": {
+            "dead": {"type": "openai_compatible", "base_url": dead_srv.url + "/v1", "max_retries": 0},
+            "good": {"type": "openai_compatible", "base_url": good_srv.url + "/v1", "max_retries": 0},
+        },
+        "models": {"m": {"deployments": [{"provider": "dead", "model": "x"}, {"provider": "good", "model": "y"}]}},
+    }
+    with run_gateway(config) as first:
+        assert statuses(client(first.root), 4) == [200] * 4
+        assert httpx.get(f"{first.root}/health").json()["providers"]["dead"]["circuit"] == "open"
+        with run_gateway(config) as second:
+
+            def second_knows() -> bool:
+                return httpx.get(f"{second.root}/health").json()["providers"]["dead"]["circuit"] == "open"
+
+            end = time.monotonic() + 5
+            while not second_knows() and time.monotonic() < end:
+                time.sleep(0.05)
+            assert second_knows()
+            tried = dead.attempts
+            assert statuses(client(second.root), 3) == [200] * 3
+            assert dead.attempts == tried, "the second never tried the deployment the first took out"
+
+
+def test_a_failing_readiness_probe_logs_at_debug_only(serve, refused_url) -> None:
+    gw = serve(
+        toml(
+            {"dead": refused_url},
+            '[models.m]\nprovider = "dead"\nmodel = "x"\n',
+            server='ready_requires_providers = "all"\n',
+        )
+    )
+    for _ in range(3):
+        ready = httpx.get(f"{gw.root}/health/ready")
+        assert ready.status_code == 503 and "cannot connect" in ready.json()["problems"]["dead"]
+    assert "/health/ready" not in gw.log.read_text(), "not at the default log level (info)"

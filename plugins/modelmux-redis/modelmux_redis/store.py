@@ -30,6 +30,9 @@ class RedisStoreError(ModelMuxError):
 class RedisStore(StateStore, Cache):
     """Shared by every worker and replica that points at the same Redis and prefix."""
 
+    #: Every replica sees the same keys: circuit breakers may be shared through this store.
+    shared = True
+
     def __init__(self, settings: RedisSettings) -> None:
         self.settings = settings
         self.prefix = settings.prefix
@@ -61,6 +64,14 @@ class RedisStore(StateStore, Cache):
         async with self._guard("GET"):
             value = await self._redis.get(self._key(key))
         return value if isinstance(value, bytes) else None
+
+    async def get_many(self, keys: list[str]) -> list[bytes | None]:
+        """One MGET (the shared circuit breakers read every deployment's state at once)."""
+        if not keys:
+            return []
+        async with self._guard("MGET"):
+            values = await self._redis.mget([self._key(k) for k in keys])
+        return [v if isinstance(v, bytes) else None for v in values]
 
     async def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
         async with self._guard("SET"):
