@@ -78,7 +78,9 @@ class ImageSettings(_Strict):
     bytes (Claude on Vertex, Bedrock); docs/security.md#image-urls."""
 
     max_per_request: int = Field(
-        20, ge=0, description="image URLs one request may ask ModelMux to fetch; more is a 400 before any fetch"
+        20,
+        ge=0,
+        description="image URLs one request may ask ModelMux to fetch (0: none); more is a 400 before any fetch",
     )
     max_total_bytes: int = Field(
         50 * 1024 * 1024,

@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 from typing import Any, NoReturn
 
 import aiohttp
+import aiohttp.abc
 import orjson
 
 from modelmux.errors import (
@@ -39,6 +40,31 @@ def open_client(trace_configs: list[aiohttp.TraceConfig] | None = None) -> aioht
         raise_for_status=False,
         timeout=aiohttp.ClientTimeout(total=None),
     )
+
+
+#: Bodies from this size on are written a slice at a time (``request_data``).
+LARGE_BODY = 1024 * 1024
+
+
+class _SlicedBody(aiohttp.BytesPayload):
+    """A large request body written a slice at a time, each slice awaited: the transport holds a
+    slice, not a copy of the whole body (a request with images is tens of MB)."""
+
+    async def write(self, writer: aiohttp.abc.AbstractStreamWriter) -> None:
+        await self.write_with_length(writer, None)
+
+    async def write_with_length(self, writer: aiohttp.abc.AbstractStreamWriter, content_length: int | None) -> None:
+        view = memoryview(self._value)
+        if content_length is not None:
+            view = view[:content_length]
+        for at in range(0, len(view), LARGE_BODY):
+            await writer.write(view[at : at + LARGE_BODY])
+
+
+def request_data(body: bytes) -> bytes | aiohttp.BytesPayload:
+    """What to pass as ``data=`` for a request body: large ones are written a slice at a time
+    (the ``Content-Length`` is still sent; give the ``content-type`` in the headers)."""
+    return body if len(body) < LARGE_BODY else _SlicedBody(body)
 
 
 def timeout_for(settings: ProviderSettings, *, stream: bool = False) -> aiohttp.ClientTimeout:

@@ -27,6 +27,7 @@ from modelmux.plugin import (
     UpstreamError,
     UpstreamRequest,
     probe_timeout,
+    request_data,
     timeout_for,
     upstream_errors,
 )
@@ -60,7 +61,10 @@ class BedrockProvider(Provider):
         headers = await self.signer.headers(url, body, {"Content-Type": "application/json", "Accept": accept})
         async with upstream_errors(self.name):
             resp = await self.host.http.post(
-                URL(url, encoded=True), data=body, headers=headers, timeout=timeout_for(self.settings, stream=stream)
+                URL(url, encoded=True),
+                data=request_data(body),
+                headers=headers,
+                timeout=timeout_for(self.settings, stream=stream),
             )
             if resp.status != 200:
                 try:

@@ -404,7 +404,7 @@ def make_app() -> web.Application:
     async def root(request: web.Request) -> web.Response:
         return web.json_response({"message": "Not Found"}, status=404)
 
-    app = web.Application()
+    app = web.Application(client_max_size=64 * 1024 * 1024)  # Converse takes images of several MB
     app[INFLIGHT] = [0, 0]
     app.router.add_post("/model/{model}/invoke", invoke)
     app.router.add_post(r"/model/{model}/{action:converse|converse-stream}", converse)

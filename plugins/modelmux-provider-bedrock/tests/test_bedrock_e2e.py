@@ -232,6 +232,24 @@ def test_images_from_data_and_http_urls_are_sent_as_bytes(
     assert blocks[1] == {"image": {"format": "png", "source": {"bytes": base64.b64encode(bedrock_wire.png).decode()}}}
 
 
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_large_body_is_signed_and_sent_whole(
+    bedrock_client: openai.OpenAI, fake_bedrock: LoopbackServer, stream: bool
+) -> None:
+    """A body of several MB (written a slice at a time) reaches Bedrock whole, its signature valid."""
+    image = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 12_000  # 3 MB
+    url = "data:image/png;base64," + base64.b64encode(image).decode()
+    messages: Any = [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": url}}]}]
+    answer = "I see 1 image(s): png 3072008 bytes"
+    if stream:
+        chunks = bedrock_client.chat.completions.create(model="claude", messages=messages, stream=True)
+        assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == answer
+    else:
+        out = bedrock_client.chat.completions.create(model="claude", messages=messages)
+        assert out.choices[0].message.content == answer
+    assert len(fake_bedrock.requests[-1]["body"]) > 4_000_000
+
+
 def test_json_schema_output_is_plain_json_content(bedrock_client: openai.OpenAI, fake_bedrock: LoopbackServer) -> None:
     schema = {"type": "object", "properties": {"answer": {"type": "integer"}, "unit": {"type": "string"}}}
     response_format: Any = {"type": "json_schema", "json_schema": {"name": "measure", "schema": schema}}

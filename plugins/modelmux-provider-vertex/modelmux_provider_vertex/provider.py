@@ -33,6 +33,7 @@ from modelmux.plugin import (
     UpstreamRequestError,
     from_anthropic,
     probe_timeout,
+    request_data,
     timeout_for,
     to_anthropic,
     upstream_errors,
@@ -136,7 +137,7 @@ class VertexProvider(Provider):
         async with upstream_errors(self.name):
             resp = await self.host.http.post(
                 url,
-                data=data,
+                data=request_data(data),
                 headers=headers,
                 timeout=self._timeouts[request.stream],
             )
