@@ -16,7 +16,8 @@ import pytest
 from loguru import logger
 
 from modelmux import hookimpl
-from modelmux.embeddings import decode_base64, encode_base64
+from modelmux.embeddings import decode_base64, embedding_response, encode_base64
+from modelmux.errors import UpstreamUnavailableError
 from modelmux.logs import setup_logging
 from modelmux.provider import Completion, EventStream, Provider, ProviderSettings, UpstreamRequest
 from modelmux.testing import RunningGateway, run_gateway, validate
@@ -220,3 +221,42 @@ def test_the_log_line_has_the_model_provider_and_tokens(logs: pytest.CaptureFixt
     text = orjson.dumps(flat).decode()
     for fact in ('"/v1/embeddings"', '"embedder"', '"echo"', '"input_tokens":3'):
         assert fact in text, (fact, text)
+
+
+class Recorder(Provider):
+    """Embeds with zeros and records each attempt's upstream model and options; model "down" is unavailable."""
+
+    seen: list[tuple[str, dict[str, Any]]] = []
+
+    async def chat(self, request: UpstreamRequest) -> Completion | EventStream:
+        raise AssertionError("not called")
+
+    async def embeddings(self, request: UpstreamRequest) -> Completion:
+        Recorder.seen.append((request.model, dict(request.options)))
+        if request.model == "down":
+            raise UpstreamUnavailableError("provider rec: the upstream is down (503)")
+        return embedding_response(request, [[0.0, 1.0]], 1)
+
+
+class _RecorderPlugin:
+    @staticmethod
+    @hookimpl
+    def register_providers(register: Any) -> None:
+        register("recorder", lambda name, settings, host: Recorder(name, settings, host), ProviderSettings)
+
+
+def test_a_fallback_answers_with_its_own_options() -> None:
+    config = {
+        "providers": {"rec": {"type": "recorder", "max_retries": 0}},
+        "models": {
+            "primary": {"provider": "rec", "model": "down", "options": {"input_type": "a"}, "fallbacks": ["second"]},
+            "second": {"provider": "rec", "model": "up", "options": {"input_type": "b"}},
+        },
+    }
+    Recorder.seen.clear()
+    with run_gateway(config, plugins=[_RecorderPlugin()]) as running:
+        resp = httpx.post(f"{running.url}/embeddings", json={"model": "primary", "input": "x"})
+        direct = httpx.post(f"{running.url}/embeddings", json={"model": "rec/up", "input": "x"})
+    assert resp.status_code == 200 and resp.headers["x-modelmux-model"] == "up"
+    assert direct.status_code == 200
+    assert Recorder.seen == [("down", {"input_type": "a"}), ("up", {"input_type": "b"}), ("up", {})]
