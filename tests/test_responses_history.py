@@ -26,7 +26,7 @@ from aiohttp import web
 
 from modelmux.default_plugins.disk import DiskSettings, DiskStore
 from modelmux.gateway import key_id
-from modelmux.testing import LoopbackServer, free_port, serve_aiohttp
+from modelmux.testing import LoopbackServer, free_port, run_gateway, serve_aiohttp
 
 KEY_A, KEY_B, KEY_C = "hist-key-a", "hist-key-b", "hist-key-c"
 DISK_LIMIT = 1_500_000
@@ -445,3 +445,19 @@ def test_each_key_has_a_storage_quota(tight: Serve, upstream: tuple[Upstream, Lo
     # deleting gives the room back
     client.responses.delete(stored[0])
     assert tight.post({"model": "chat", "input": _text(5, 45_000)}, key=KEY_B).status_code == 200
+
+
+def test_continuing_renews_the_whole_conversation(tmp_path: Path) -> None:
+    """Each save renews the chain's TTL: a conversation outlives the TTL of its first response."""
+    config = {"state": {"backend": "disk", "path": str(tmp_path / "state"), "ttl_seconds": 2}}
+    with run_gateway(config) as gw:
+        client = openai.OpenAI(base_url=gw.url, api_key="unused", max_retries=0)
+        r1 = client.responses.create(model="echo", input="first")
+        time.sleep(1.2)
+        r2 = client.responses.create(model="echo", input="second", previous_response_id=r1.id)
+        time.sleep(1.2)  # r1 was stored 2.4 s ago with a TTL of 2 s; r2's save renewed it
+        r3 = client.responses.create(model="echo", input="third", previous_response_id=r2.id)
+        assert r3.usage is not None and r3.usage.input_tokens == 5  # echo counts the words sent: all three turns
+        time.sleep(2.2)  # nothing continued: all of it expires
+        with pytest.raises(openai.NotFoundError):
+            client.responses.retrieve(r1.id)
