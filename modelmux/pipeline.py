@@ -35,7 +35,7 @@ from modelmux.errors import ModelMuxError, UpstreamError
 from modelmux.gateway import Gateway
 from modelmux.provider import Completion, EventStream, Provider
 from modelmux.router import Deployment, Endpoint, Routed
-from modelmux.schemas import parse_json_object
+from modelmux.schemas import check_model_name, parse_json_object
 from modelmux.streaming import EventStreamResponse, error_frame
 
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
@@ -49,6 +49,7 @@ async def read_json(gw: Gateway, request: Request, ctx: RequestContext) -> dict[
     body = parse_json_object(raw)
     model = body.get("model")
     if type(model) is str:
+        check_model_name(model)  # a control character must not reach the log line, a header or a URL
         ctx.model = model[:200]  # the log line names the model also when the request is refused
     return body
 

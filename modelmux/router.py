@@ -46,6 +46,7 @@ from modelmux.errors import (
 )
 from modelmux.images import ImageFetcher, RequestImages
 from modelmux.provider import NO_OPTIONS, Completion, EventStream, Provider, UpstreamRequest
+from modelmux.schemas import check_model_name
 from modelmux.timeouts import StreamGuard
 
 BACKOFF_BASE = 0.25
@@ -116,6 +117,7 @@ class Router:
         """The models to try for ``name``, in order: its own, then its fallbacks'."""
         if not isinstance(name, str) or not name:
             raise InvalidRequestError("model: required, a model name (see GET /v1/models)", param="model")
+        check_model_name(name)
         if name in self._models:
             chain = [self._plan(name)]
             seen = {name}

@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator
 
 from modelmux.errors import InvalidRequestError
-from modelmux.schemas import validation_error
+from modelmux.schemas import model_name_problem, validation_error
 
 #: OpenAI's limits for ``metadata``.
 METADATA_MAX_KEYS = 16
@@ -25,7 +25,8 @@ TOOL_NAME = r"^[a-zA-Z0-9_-]+$"
 
 
 class _Open(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    # strict, as for chat: "false" is not a boolean, "1" not a number (the route reads these values)
+    model_config = ConfigDict(extra="allow", strict=True)
 
 
 # -- content parts -------------------------------------------------------------------------------
@@ -221,6 +222,14 @@ class ResponsesRequest(_Open):
     user: str | None = None
     include: list[str] | None = None
     truncation: Literal["auto", "disabled"] | None = None
+
+    @field_validator("model")
+    @classmethod
+    def _printable_model(cls, value: str) -> str:
+        problem = model_name_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
+        return value
 
     @field_validator("metadata")
     @classmethod

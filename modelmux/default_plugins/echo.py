@@ -95,40 +95,96 @@ def _last(pattern: str, text: str, default: str) -> str:
     return str(found[-1]) if found else default
 
 
-def sample(schema: Any, text: str, defs: dict[str, Any] | None = None, depth: int = 0) -> Any:
+#: Most values one sample makes: ``$defs`` that use each other can multiply a 2 KB schema into
+#: megabytes (each definition using the next twice doubles the answer). Past it, values are the
+#: emptiest that fit; past twice it, ``null``.
+SAMPLE_BUDGET = 1000
+#: Past this depth arrays are empty and optional parts left out, so recursive schemas end.
+SAMPLE_CLOSE_DEPTH = 4
+#: A hard stop for schemas that cannot end (a required recursive property): ``null`` from here.
+SAMPLE_MAX_DEPTH = 32
+_WORD = r"\w[\w'-]*"
+_NUMBER = r"-?\d+(?:\.\d+)?"
+
+
+def sample(schema: Any, text: str) -> Any:
     """A value that fits the JSON ``schema``, taken from ``text`` where it can be: strings are
     its last word, numbers its last number (0 if none), booleans false, enums their first
-    value, arrays one item, objects every property."""
-    if not isinstance(schema, dict):
-        return _last(r"\w[\w'-]*", text, "")
-    defs = {**(defs or {}), **schema.get("$defs", {}), **schema.get("definitions", {})}
-    if isinstance(schema.get("$ref"), str):
-        return sample(defs.get(schema["$ref"].rsplit("/", 1)[-1], {}), text, defs, depth + 1)
-    if "const" in schema:
-        return schema["const"]
-    if schema.get("enum"):
-        return schema["enum"][0]
-    for key in ("anyOf", "oneOf", "allOf"):
-        options = [o for o in schema.get(key) or [] if isinstance(o, dict)]
-        if options:
-            # deep in a recursive schema, take the option that ends it
-            ends = [o for o in options if o.get("type") == "null"]
-            return sample(ends[0] if ends and depth > 4 else options[0], text, defs, depth + 1)
-    kind = schema.get("type")
-    if isinstance(kind, list):
-        kind = next((k for k in kind if k != "null"), "null")
-    if kind == "object" or "properties" in schema:
-        return {name: sample(sub, text, defs, depth + 1) for name, sub in (schema.get("properties") or {}).items()}
-    if kind == "array":
-        return [] if depth > 4 else [sample(schema.get("items"), text, defs, depth + 1)]
-    if kind in ("integer", "number"):
-        number = float(_last(r"-?\d+(?:\.\d+)?", text, "0"))
-        return int(number) if kind == "integer" or number.is_integer() else number
-    if kind == "boolean":
-        return False
-    if kind == "null":
-        return None
-    return _last(r"\w[\w'-]*", text, "")
+    value, arrays one item, objects every property. Bounded: at most ``SAMPLE_BUDGET`` values,
+    and a ``$ref`` met again inside itself is closed (no array items, only required properties)."""
+    return _Sampler(_last(_WORD, text, ""), _last(_NUMBER, text, "0")).value(schema, {}, 0, False)
+
+
+class _Sampler:
+    def __init__(self, word: str, number: str) -> None:
+        self.word = word
+        self.number = number
+        self.left = SAMPLE_BUDGET
+        #: The ``$ref`` targets being expanded, outermost first (the cycle guard).
+        self.refs: list[int] = []
+
+    def value(self, schema: Any, defs: dict[str, Any], depth: int, closing: bool) -> Any:
+        self.left -= 1
+        if self.left < -SAMPLE_BUDGET or depth > SAMPLE_MAX_DEPTH:
+            return None
+        if not isinstance(schema, dict):
+            return self.word
+        closing = closing or depth > SAMPLE_CLOSE_DEPTH or self.left <= 0
+        own = [d for d in (schema.get("$defs"), schema.get("definitions")) if isinstance(d, dict)]
+        if own:
+            defs = {**defs, **own[0], **(own[1] if len(own) > 1 else {})}
+        ref = schema.get("$ref")
+        if isinstance(ref, str):
+            return self._ref(ref.rsplit("/", 1)[-1], defs, depth, closing)
+        if "const" in schema:
+            return schema["const"]
+        enum = schema.get("enum")
+        if isinstance(enum, list) and enum:
+            return enum[0]
+        for key in ("anyOf", "oneOf", "allOf"):
+            choices = schema.get(key)
+            options = [o for o in choices if isinstance(o, dict)] if isinstance(choices, list) else []
+            if options:
+                # closing a recursive schema: take the option that ends it
+                ends = [o for o in options if o.get("type") == "null"]
+                return self.value(ends[0] if ends and closing else options[0], defs, depth + 1, closing)
+        kind = schema.get("type")
+        if isinstance(kind, list):
+            kind = next((k for k in kind if k != "null"), "null")
+        if kind == "object" or "properties" in schema:
+            return self._object(schema, defs, depth, closing)
+        if kind == "array":
+            return [] if closing else [self.value(schema.get("items"), defs, depth + 1, closing)]
+        if kind in ("integer", "number"):
+            number = float(self.number)
+            return int(number) if kind == "integer" or number.is_integer() else number
+        if kind == "boolean":
+            return False
+        if kind == "null":
+            return None
+        return self.word
+
+    def _ref(self, name: str, defs: dict[str, Any], depth: int, closing: bool) -> Any:
+        target = defs.get(name, {})
+        # by identity: nested $defs may reuse a name for another schema
+        seen = self.refs.count(id(target))
+        if seen >= 2:  # already closed once on this path and still recursing: give up here
+            return None
+        self.refs.append(id(target))
+        try:
+            return self.value(target, defs, depth + 1, closing or seen > 0)
+        finally:
+            self.refs.pop()
+
+    def _object(self, schema: dict[str, Any], defs: dict[str, Any], depth: int, closing: bool) -> dict[str, Any]:
+        props = schema.get("properties")
+        if not isinstance(props, dict):
+            return {}
+        if closing:
+            required = schema.get("required")
+            wanted = set(required) if isinstance(required, list) and all(isinstance(r, str) for r in required) else ()
+            props = {name: sub for name, sub in props.items() if name in wanted}
+        return {name: self.value(sub, defs, depth + 1, closing) for name, sub in props.items()}
 
 
 def _tool_to_call(body: dict[str, Any], text: str) -> dict[str, Any] | None:

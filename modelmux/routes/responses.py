@@ -155,7 +155,7 @@ class ResponsesExchange(pipeline.Exchange):
 
 async def create_response(gw: Gateway, request: Request, ctx: RequestContext) -> Response:
     body = await pipeline.read_json(gw, request, ctx)
-    validate_responses(body)
+    checked = validate_responses(body)
     owner = ctx.key_id
     convs = conversations(gw)
     history = History()
@@ -164,7 +164,7 @@ async def create_response(gw: Gateway, request: Request, ctx: RequestContext) ->
         history = await convs.history(head)
     minted: Minted = {}
     input_items = normalize_input(body.get("input"), history.items, minted)
-    store = body.get("store") is not False
+    store = checked.store is not False  # validated: strictly a boolean
     # Size, quota and a store that answers: checked before the upstream spends tokens.
     await convs.admit(history, input_items, owner, store)
     exchange = ResponsesExchange(gw, request, ctx, body, history, input_items, minted, convs if store else None)

@@ -233,8 +233,9 @@ def _tool_choice(choice: Any, has_tools: bool) -> dict[str, Any] | None:
     if choice == "required":
         return {"type": "any"}
     if isinstance(choice, dict) and choice.get("type") == "function":
-        name = (choice.get("function") or {}).get("name")
-        if name:
+        fn = choice.get("function")
+        name = fn.get("name") if isinstance(fn, dict) else None
+        if isinstance(name, str) and name:
             return {"type": "tool", "name": name}
     raise _bad(
         f"tool_choice: {orjson.dumps(choice).decode()[:120]} is not supported; use auto, none, required "
