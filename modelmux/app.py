@@ -19,8 +19,8 @@ from loguru import logger
 from pydantic import BaseModel
 from starlette.types import ASGIApp
 
-from modelmux import tracing, ui
-from modelmux.config import SECRET_KEYS, Config, load_config, redact
+from modelmux import slow_clients, tracing, ui
+from modelmux.config import SECRET_KEYS, SECRET_TABLES, Config, load_config, redact
 from modelmux.disconnect import CancelOnDisconnect
 from modelmux.dispatch import Dispatcher
 from modelmux.gateway import Gateway, key_id
@@ -103,6 +103,10 @@ def _secret_values(node: Any, key: str = "") -> Iterator[str]:
     if isinstance(node, BaseModel):
         node = node.model_dump()
     if isinstance(node, dict):
+        if SECRET_TABLES.search(key):
+            for value in node.values():
+                yield from _header_secrets(value)
+            return
         for k, v in node.items():
             yield from _secret_values(v, str(k))
     elif isinstance(node, list):
@@ -116,6 +120,16 @@ def _secret_values(node: Any, key: str = "") -> Iterator[str]:
             yield password
 
 
+def _header_secrets(value: Any) -> Iterator[str]:
+    """A header value, and the credential in ``Scheme CREDENTIAL`` (an upstream may quote either)."""
+    if not isinstance(value, str) or not value:
+        return
+    yield value
+    scheme, _, credential = value.partition(" ")
+    if credential.strip() and len(credential.strip()) >= 8 and scheme.isalpha():
+        yield credential.strip()
+
+
 def create_app_from_env() -> ASGIApp:
     """The uvicorn factory (``modelmux serve``): configuration from ``MODELMUX_CONFIG_FILE`` and env."""
     plugins = load_plugins()
@@ -123,5 +137,7 @@ def create_app_from_env() -> ASGIApp:
     # In a worker of `serve --workers N`: its lines carry its pid.
     setup_logging(config.server.log_level, config.server.log_format, config.server.workers)
     app = create_app(config, plugins)
+    # each worker's connections (modelmux serve runs uvicorn with slow_clients' protocol)
+    slow_clients.configure(config.server.header_timeout_seconds, config.server.body_timeout_seconds)
     _tune_gc()
     return app

@@ -122,6 +122,8 @@ def serve(config_path: str | None, host: str | None, port: int | None, workers: 
     from modelmux.shutdown import exit_zero_after_graceful_shutdown
 
     exit_zero_after_graceful_shutdown()
+    from modelmux.slow_clients import GuardedHttpToolsProtocol
+
     created = _metrics_dir(server.workers)
     try:
         uvicorn.run(
@@ -134,6 +136,8 @@ def serve(config_path: str | None, host: str | None, port: int | None, workers: 
             log_level=server.log_level,
             access_log=False,
             ws="none",  # no WebSocket routes: skips importing a WebSocket implementation
+            # uvicorn's httptools protocol with header and body read deadlines (slow clients)
+            http=GuardedHttpToolsProtocol,
             # uvicorn types it int; it is a timeout in seconds and takes fractions as well.
             timeout_graceful_shutdown=server.shutdown_timeout_seconds,  # type: ignore[arg-type]
         )
@@ -278,6 +282,7 @@ def models_cmd(config_path: str | None, provider_name: str | None) -> None:
         return
     if provider_name not in config.providers:
         _fail(f"no provider named {provider_name!r}. Configured: {', '.join(sorted(config.providers))}.")
+    _upstream_ready(config)
 
     async def fetch() -> list[str]:
         from modelmux.gateway import Gateway
@@ -301,8 +306,16 @@ def models_cmd(config_path: str | None, provider_name: str | None) -> None:
         _console().print(name, highlight=False)
 
 
+def _upstream_ready(config: Config) -> None:
+    """Before a command talks to upstreams: their answers may quote our credentials back."""
+    from modelmux.app import register_secrets
+
+    register_secrets(config)
+
+
 def _run_checks(config_path: str | None, topic: str | None) -> None:
     plugins, config = _load(config_path)
+    _upstream_ready(config)
     checks: list[tuple[str, Check]] = [
         (
             "config",

@@ -36,6 +36,9 @@ SECRET_KEYS = re.compile(
     r"((^|_)(api_keys?|password|secret|token|secret_access_key)$)|^(authorization|api-key|x-api-key|cookie)$",
     re.IGNORECASE,
 )
+#: Tables whose every value is a secret, whatever its key: a provider's extra request headers
+#: (``headers``) carry credentials under any name (X-Auth-Token, Proxy-Authorization, ...).
+SECRET_TABLES = re.compile(r"(^|_)headers$", re.IGNORECASE)
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(:-([^}]*))?\}")
 
 
@@ -158,6 +161,18 @@ class ServerSettings(_Strict):
         description="hosts image URLs may be fetched from even when they resolve to private or loopback addresses",
     )
     images: ImageSettings = Field(default_factory=ImageSettings, description="limits of image URL fetching")
+    header_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="a client must send a request's headers within this (from connecting, or from the request's "
+        "first byte on a kept-alive connection); else a 408 and the connection is closed (docs/security.md)",
+    )
+    body_timeout_seconds: float = Field(
+        60.0,
+        gt=0,
+        description="a client must send a request's whole body within this after its headers; else the "
+        "connection is closed and the request logged as a 408 (docs/security.md)",
+    )
     shutdown_timeout_seconds: float = Field(
         30.0, ge=0, description="on SIGTERM: how long running requests and streams may finish before they are cut"
     )
@@ -451,6 +466,12 @@ def _where(dotted: str, path: Path | None) -> str:
     return f"set {leaf} {file_hint}, or the environment variable {env_name(dotted)}"
 
 
+def is_secret_setting(dotted: str) -> bool:
+    """Whether the setting at ``dotted`` (``providers.vllm.headers.X-Auth-Token``) holds a secret."""
+    parts = dotted.split(".")
+    return bool(SECRET_KEYS.search(parts[-1])) or any(SECRET_TABLES.search(p) for p in parts[:-1])
+
+
 def format_validation_error(exc: ValidationError, prefix: str, path: Path | None) -> list[str]:
     problems = []
     for err in exc.errors():
@@ -459,13 +480,14 @@ def format_validation_error(exc: ValidationError, prefix: str, path: Path | None
         if kind == "missing":
             problems.append(f"{loc}: missing. Fix: {_where(loc, path)}.")
         elif kind == "extra_forbidden":
+            shown = "***" if is_secret_setting(loc) else repr(redact(err["input"], loc.rsplit(".", 1)[-1]))
             problems.append(
-                f"{loc}: unknown setting (value {err['input']!r}). Fix: remove it or correct "
+                f"{loc}: unknown setting (value {shown}). Fix: remove it or correct "
                 "the spelling; docs/configuration.md lists every setting."
             )
         else:
             # redact() also masks a password inside a URL (redis://:pw@host).
-            shown = "***" if SECRET_KEYS.search(loc.rsplit(".", 1)[-1]) else repr(redact(err["input"]))
+            shown = "***" if is_secret_setting(loc) else repr(redact(err["input"]))
             problems.append(f"{loc}: {err['msg']} (got {shown}). Fix: {_where(loc, path)}.")
     return problems
 
@@ -638,6 +660,8 @@ def source_of(config: Config, dotted: str) -> str:
 def redact(node: Any, key: str = "") -> Any:
     """A copy with secret values replaced by ``***`` (for ``config show`` and logs)."""
     if isinstance(node, dict):
+        if SECRET_TABLES.search(key):
+            return {k: "***" if v not in (None, "") else v for k, v in node.items()}
         return {k: redact(v, k) for k, v in node.items()}
     if SECRET_KEYS.search(key) and node not in (None, "", []):
         return ["***" for _ in node] if isinstance(node, list) else "***"

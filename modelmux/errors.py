@@ -12,6 +12,8 @@ errors into this tree in one place each.
     ├── PermissionDeniedError         403
     ├── NotFoundError                 404
     │   └── ModelNotFoundError        404 model_not_found
+    ├── RequestTimeoutError           408 (headers or body too slow)
+    ├── ClientClosedRequestError      499 (the client left before its body arrived)
     ├── PayloadTooLargeError          413
     ├── RateLimitError                429 (+ retry-after)
     ├── UpstreamError                 502 (unreachable, auth rejected, bad answer)
@@ -102,6 +104,23 @@ class ModelNotFoundError(NotFoundError):
     default_code = "model_not_found"
 
 
+class RequestTimeoutError(ModelMuxError):
+    """The client did not send its request headers or body in time (``server.*_timeout_seconds``)."""
+
+    status_code = 408
+    error_type = "invalid_request_error"
+    default_code = "request_timeout"
+
+
+class ClientClosedRequestError(ModelMuxError):
+    """The client closed the connection before its request body arrived: nobody reads the answer,
+    the status is nginx's 499 for the log line and the metrics."""
+
+    status_code = 499
+    error_type = "invalid_request_error"
+    default_code = "client_closed_request"
+
+
 class PayloadTooLargeError(ModelMuxError):
     status_code = 413
     error_type = "invalid_request_error"
@@ -132,10 +151,17 @@ class UpstreamError(ModelMuxError):
 
 
 class UpstreamUnavailableError(UpstreamError):
-    """The upstream answered 5xx or said it is overloaded."""
+    """The upstream answered 5xx or said it is overloaded (Anthropic's 529 and ``overloaded_error``
+    too: OpenAI clients retry a 503, and a 429 would say the client sent too much)."""
 
     status_code = 503
     default_code = "upstream_unavailable"
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.retry_after = retry_after
+        if retry_after is not None:
+            self.headers.setdefault("retry-after", str(max(1, round(retry_after))))
 
 
 class UpstreamAuthError(UpstreamError):

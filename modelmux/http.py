@@ -26,6 +26,7 @@ from modelmux.errors import (
     UpstreamTimeoutError,
     UpstreamUnavailableError,
 )
+from modelmux.logs import scrub, scrub_bytes
 from modelmux.provider import ProviderSettings
 
 
@@ -152,19 +153,21 @@ def retry_after(headers: Any) -> float | None:
 
 
 def error_message(body: bytes) -> tuple[str, Any]:
-    """The message of an OpenAI-, Anthropic- or Google-shaped error body, and the parsed body."""
+    """The message of an OpenAI-, Anthropic- or Google-shaped error body (known secrets scrubbed:
+    an upstream or a proxy may quote the credentials we sent), and the parsed body."""
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError:
-        return body[:500].decode("utf-8", "replace").strip() or "(empty body)", None
+        # scrubbed whole, then cut: a cut through a secret would leave its start
+        return scrub(body[:4096].decode("utf-8", "replace"))[:500].strip() or "(empty body)", None
     err = data.get("error") if isinstance(data, dict) else None
     if isinstance(err, dict) and err.get("message"):
-        return str(err["message"]), data
+        return scrub(str(err["message"])), data
     if isinstance(err, str):
-        return err, data
+        return scrub(err), data
     if isinstance(data, dict) and data.get("message"):
-        return str(data["message"]), data
-    return body[:500].decode("utf-8", "replace"), data
+        return scrub(str(data["message"])), data
+    return scrub(body[:500].decode("utf-8", "replace")), data
 
 
 def error_from_status(
@@ -178,8 +181,11 @@ def error_from_status(
     """
     message, data = error_message(body)
     err = data.get("error") if isinstance(data, dict) else None
-    # Only a body in OpenAI's own shape is passed on untouched (not Anthropic's or Google's).
-    openai_shaped = isinstance(err, dict) and "message" in err and "type" in err
+    # Only a body in OpenAI's own shape is passed on (not Anthropic's ``{"type": "error", "error": {...}}``
+    # nor Google's ``{"error": {"code", "status"}}``): theirs are rewritten in OpenAI's shape.
+    openai_shaped = isinstance(err, dict) and "message" in err and "type" in err and "type" not in data
+    if openai_shaped:
+        body = scrub_bytes(body)
     if status in (401, 403):
         fix = auth_fix or f"check the credentials of [providers.{provider}]"
         return UpstreamAuthError(
@@ -194,6 +200,8 @@ def error_from_status(
         return NotFoundError(f"provider {provider}: {message}", body=body if openai_shaped else None)
     if 400 <= status < 500:
         return UpstreamRequestError(message, status_code=status, body=body if openai_shaped else None)
-    if status in (503, 529):
-        return UpstreamUnavailableError(f"provider {provider}: upstream overloaded ({status}): {message}")
+    if status in (503, 529):  # 529: Anthropic's "overloaded"
+        return UpstreamUnavailableError(
+            f"provider {provider}: upstream overloaded ({status}): {message}", retry_after=retry_after(headers)
+        )
     return UpstreamError(f"provider {provider}: upstream error {status}: {message}", code="upstream_error")

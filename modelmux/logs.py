@@ -48,6 +48,15 @@ def scrub(text: str) -> str:
     return text
 
 
+def scrub_bytes(data: bytes) -> bytes:
+    """``scrub`` for a body (e.g. an upstream's error answer): the same bytes when no secret is in it."""
+    if not _secrets:
+        return data
+    text = data.decode("utf-8", "replace")
+    cleaned = scrub(text)
+    return data if cleaned == text else cleaned.encode()
+
+
 #: At most this much of a body reaches a log line (``log_bodies = true``).
 BODY_LOG_LIMIT = 16 * 1024
 

@@ -84,7 +84,24 @@ async def read_completion(resp: aiohttp.ClientResponse, *, provider: str) -> Com
             f"provider {provider}: the upstream answered {resp.content_type or 'no content type'} "
             "instead of JSON. Fix: check that base_url points at an OpenAI-compatible API (usually ending in /v1)."
         )
-    return Completion(raw=raw)
+    completion = Completion(raw=raw)
+    # Parsed here, inside the router's attempt, so a cut or corrupt answer is a retryable 502, not
+    # a 200 with broken JSON. Free: the usage (and any translation) reads the parsed copy kept here.
+    try:
+        data = completion.json()
+    except UpstreamError as exc:
+        raise UpstreamError(
+            f"provider {provider}: the upstream answered invalid JSON ({exc.message.rsplit(': ', 1)[-1]}). "
+            "Fix: check the upstream's logs, and any proxy between that may cut answers",
+            code="upstream_invalid_json",
+        ) from exc
+    if not isinstance(data, dict):
+        raise UpstreamError(
+            f"provider {provider}: the upstream answered a JSON {type(data).__name__}, not an object. "
+            "Fix: check that base_url points at an OpenAI-compatible API",
+            code="upstream_invalid_json",
+        )
+    return completion
 
 
 async def _chunks(resp: aiohttp.ClientResponse, provider: str) -> AsyncIterator[bytes]:

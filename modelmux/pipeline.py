@@ -24,7 +24,7 @@ from urllib.parse import quote
 
 import orjson
 from loguru import logger
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from modelmux import metrics
@@ -36,6 +36,7 @@ from modelmux.gateway import Gateway
 from modelmux.provider import Completion, EventStream, Provider
 from modelmux.router import Deployment, Endpoint, Routed
 from modelmux.schemas import check_model_name, parse_json_object
+from modelmux.slow_clients import body_not_received
 from modelmux.streaming import EventStreamResponse, error_frame
 
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
@@ -43,7 +44,10 @@ SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 
 async def read_json(gw: Gateway, request: Request, ctx: RequestContext) -> dict[str, Any]:
     """The request's JSON object (a 400 naming the problem otherwise)."""
-    raw = await request.body()
+    try:
+        raw = await request.body()
+    except ClientDisconnect:
+        raise body_not_received(request.scope, ctx) from None
     if gw.config.server.log_bodies:
         ctx.request_body = raw
     body = parse_json_object(raw)

@@ -14,6 +14,7 @@ from starlette.types import Receive, Scope, Send
 
 from modelmux.context import SCOPE_KEY
 from modelmux.errors import ModelMuxError
+from modelmux.logs import scrub_bytes
 from modelmux.sse import encode
 
 
@@ -49,6 +50,10 @@ class EventStreamResponse(StreamingResponse):
 
 
 def error_frame(exc: ModelMuxError, kind: str) -> bytes:
+    return scrub_bytes(_error_frame(exc, kind))  # as error_response does for JSON answers
+
+
+def _error_frame(exc: ModelMuxError, kind: str) -> bytes:
     if kind == "responses":
         err = exc.to_dict()["error"]
         payload = {

@@ -8,7 +8,13 @@ from typing import Any
 
 import pytest
 
-from modelmux.errors import InvalidRequestError, RateLimitError, UpstreamError, UpstreamRequestError
+from modelmux.errors import (
+    InvalidRequestError,
+    RateLimitError,
+    UpstreamError,
+    UpstreamRequestError,
+    UpstreamUnavailableError,
+)
 from modelmux.testing import validate
 from modelmux.translate.anthropic import (
     DEFAULT_MAX_TOKENS,
@@ -438,14 +444,22 @@ async def test_stream_json_tool_and_thinking() -> None:
 
 async def test_stream_error_event_raises() -> None:
     seen: list[dict[str, Any]] = []
-    with pytest.raises(RateLimitError, match="Overloaded") as info:
+    # overloaded is a 503 (as Anthropic's 529 is), retryable after a second
+    with pytest.raises(UpstreamUnavailableError, match="Overloaded") as info:
         async for c in stream_from_anthropic(
             events(start(), {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}),
             AnthropicPlan({}),
             model="m",
         ):
             seen.append(c)
-    assert len(seen) == 1 and info.value.headers["retry-after"] == "1"
+    assert len(seen) == 1 and info.value.headers["retry-after"] == "1" and info.value.status_code == 503
+    with pytest.raises(RateLimitError):
+        async for _ in stream_from_anthropic(
+            events({"type": "error", "error": {"type": "rate_limit_error", "message": "slow down"}}),
+            AnthropicPlan({}),
+            model="m",
+        ):
+            pass
     with pytest.raises(UpstreamRequestError):
         async for _ in stream_from_anthropic(
             events({"type": "error", "error": {"type": "invalid_request_error", "message": "bad"}}),

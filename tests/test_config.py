@@ -130,8 +130,12 @@ def test_secrets_are_redacted() -> None:
     )
     assert shown["server"]["api_keys"] == ["***", "***"]
     assert shown["providers"]["v"] == {"api_key": "***", "url": "redis://:***@host:6379/0"}
-    headers = redact({"headers": {"Authorization": "Bearer sk-x", "X-Api-Key": "k", "X-Team": "blue"}})
-    assert headers == {"headers": {"Authorization": "***", "X-Api-Key": "***", "X-Team": "blue"}}
+    # every value of a headers table, whatever the header's name (issue 15)
+    headers = redact({"headers": {"Authorization": "Bearer sk-x", "X-Auth-Token": "k", "X-Team": "blue"}})
+    assert headers == {"headers": {"Authorization": "***", "X-Auth-Token": "***", "X-Team": "***"}}
+    assert redact({"extra_headers": {"Ocp-Apim-Subscription-Key": "abc"}}) == {
+        "extra_headers": {"Ocp-Apim-Subscription-Key": "***"}
+    }
 
 
 def test_secret_values_are_collected_for_log_scrubbing() -> None:
@@ -139,7 +143,15 @@ def test_secret_values_are_collected_for_log_scrubbing() -> None:
 
     found = set(
         _secret_values(
-            [{"api_key": "sk-1", "headers": {"Authorization": "Bearer t"}, "url": "redis://u:pw@h/0", "region": "x"}]
+            [
+                {
+                    "api_key": "sk-1",
+                    "headers": {"Authorization": "Bearer t", "Proxy-Authorization": "Basic dXNlcjpwYXNzd29yZA=="},
+                    "url": "redis://u:pw@h/0",
+                    "region": "x",
+                }
+            ]
         )
     )
-    assert found == {"sk-1", "Bearer t", "pw"}
+    # a header value, and the credential after its scheme when it is long enough to be one
+    assert found == {"sk-1", "Bearer t", "Basic dXNlcjpwYXNzd29yZA==", "dXNlcjpwYXNzd29yZA==", "pw"}

@@ -4,7 +4,8 @@ The gateway serves an OpenAI-compatible provider (``vllm``) whose ``headers`` ta
 secrets, the ``echo`` provider, and a Claude provider (``claude``, Vertex) whose requests the
 tests refuse before any call. The fake upstream answers chat completions, and by model name:
 ``quote-headers`` answers a 500 that quotes every request header back (as some proxies do),
-``truncated`` answers a 200 whose JSON is cut short.
+``truncated`` answers a 200 whose JSON is cut short, ``anthropic-400`` / ``anthropic-529`` answer
+in Anthropic's error shape. ``GET /v1/models`` (readiness, doctor) is a 500 quoting the headers.
 """
 
 from __future__ import annotations
@@ -39,6 +40,10 @@ async def _chat(request: web.Request) -> web.Response:
             {"error": {"message": f"proxy failure, request headers were {quoted}", "type": "server_error"}},
             status=500,
         )
+    if model in ("anthropic-400", "anthropic-529"):  # Anthropic's error shape, as an Anthropic-style proxy answers
+        kind, status = ("invalid_request_error", 400) if model == "anthropic-400" else ("overloaded_error", 529)
+        error = {"type": "error", "error": {"type": kind, "message": f"{kind} from the upstream"}}
+        return web.json_response(error, status=status)
     if model == "truncated":
         return web.Response(
             body=b'{"id": "chatcmpl-1", "object": "chat.completion", "choi', content_type="application/json"
@@ -61,9 +66,18 @@ async def _chat(request: web.Request) -> web.Response:
     return web.json_response(answer)
 
 
+async def _models(request: web.Request) -> web.Response:
+    """The readiness probe and ``modelmux doctor`` call this: it quotes the request headers too."""
+    quoted = "; ".join(f"{k}: {v}" for k, v in request.headers.items())
+    return web.json_response(
+        {"error": {"message": f"models unavailable, got {quoted}", "type": "server_error"}}, status=500
+    )
+
+
 def gateway_config(upstream_url: str) -> dict[str, Any]:
     return {
-        "server": {"api_keys": [API_KEY]},
+        # 1 s bounds so the slow-client tests are quick (defaults: docs/security.md)
+        "server": {"api_keys": [API_KEY], "header_timeout_seconds": 1.0, "body_timeout_seconds": 1.0},
         "providers": {
             "vllm": {
                 "type": "openai_compatible",
@@ -88,6 +102,8 @@ def gateway_config(upstream_url: str) -> dict[str, Any]:
 def upstream() -> Iterator[LoopbackServer]:
     app = web.Application()
     app.router.add_post("/v1/chat/completions", _chat)
+    app.router.add_get("/v1/models", _models)
+    app.router.add_post("/v1/responses", _chat)  # the vllm provider forwards Responses natively: errors only
     with serve_aiohttp(app) as server:
         yield server
 

@@ -21,8 +21,10 @@ OVERLOADED_RETRY_AFTER = 1.0
 def error_type_to_exception(provider: str, kind: str, message: str) -> ModelMuxError:
     """The ModelMux error for an Anthropic ``error.type`` (as in bodies and stream events)."""
     text = f"provider {provider}: {message}"
-    if kind in ("rate_limit_error", "overloaded_error"):
+    if kind == "rate_limit_error":
         return RateLimitError(f"{text} ({kind})", retry_after=OVERLOADED_RETRY_AFTER)
+    if kind == "overloaded_error":  # Anthropic's 529: the server is busy, as error_from_status says for 529
+        return UpstreamUnavailableError(f"{text} ({kind})", retry_after=OVERLOADED_RETRY_AFTER)
     if kind in ("authentication_error", "permission_error"):
         return UpstreamAuthError(f"{text} ({kind})")
     if kind == "not_found_error":

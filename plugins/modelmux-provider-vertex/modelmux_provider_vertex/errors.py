@@ -17,6 +17,7 @@ from modelmux.plugin import (
     RateLimitError,
     UpstreamAuthError,
     UpstreamRequestError,
+    UpstreamUnavailableError,
     error_from_status,
     error_message,
     retry_after,
@@ -50,10 +51,14 @@ def vertex_error(
 ) -> ModelMuxError:
     body = _unwrap(body)
     message, data = error_message(body)
-    if status in (429, 529):
-        why = "quota exceeded or rate limited" if status == 429 else "overloaded"
+    if status == 429:
         return RateLimitError(
-            f"provider {provider}: Vertex AI is {why} ({status}): {message}",
+            f"provider {provider}: Vertex AI is quota exceeded or rate limited ({status}): {message}",
+            retry_after=retry_after(headers) or DEFAULT_RETRY_AFTER,
+        )
+    if status == 529:  # Anthropic overloaded: a 503, as for every upstream (modelmux.http.error_from_status)
+        return UpstreamUnavailableError(
+            f"provider {provider}: Vertex AI is overloaded ({status}): {message}",
             retry_after=retry_after(headers) or DEFAULT_RETRY_AFTER,
         )
     if status == 401:

@@ -22,6 +22,7 @@ from modelmux.errors import (
     UpstreamAuthError,
     UpstreamError,
     UpstreamRequestError,
+    UpstreamUnavailableError,
 )
 from modelmux.http import open_client
 from modelmux.images import ImageFetcher
@@ -196,7 +197,7 @@ def test_missing_key_file_is_a_clear_startup_error(fake_vertex: Any, host: Host)
         ("error-403@1", UpstreamAuthError, 502, "roles/aiplatform.user"),
         ("error-404@1", NotFoundError, 404, "'error-404@1' was not found in project test-project, region us-east5"),
         ("error-429@1", RateLimitError, 429, "Quota exceeded"),
-        ("error-529@1", RateLimitError, 429, "overloaded"),
+        ("error-529@1", UpstreamUnavailableError, 503, "overloaded"),
         ("error-500@1", UpstreamError, 502, "Internal server error"),
     ],
 )
@@ -217,7 +218,7 @@ async def test_upstream_errors_are_mapped(
 async def test_stream_error_event_raises_from_the_generator(fake_vertex: Any, host: Host) -> None:
     result = await make(fake_vertex, host).chat(req("error_mid@1", stream=True))
     seen: list[dict[str, Any]] = []
-    with pytest.raises(RateLimitError, match="Overloaded"):
+    with pytest.raises(UpstreamUnavailableError, match="Overloaded"):  # overloaded_error: a 503
         assert isinstance(result, EventStream)
         async for chunk in result.events():
             seen.append(chunk)
