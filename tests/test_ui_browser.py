@@ -95,8 +95,10 @@ def serving(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[subproce
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
+    # A shared 2-core machine may be slow to start a page: generous waits (they end as soon as true).
+    expect.set_options(timeout=TIMEOUT_MS)
     with sync_playwright() as pw:
         chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         yield chromium

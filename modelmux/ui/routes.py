@@ -46,11 +46,19 @@ STORE_PING_TIMEOUT = 2.0
 
 
 @cache
+def _files() -> dict[str, bytes]:
+    """The UI's files, read once (about 40 KB). Only these names are served, and a request for any
+    other name caches nothing (a cache keyed by what clients ask for would grow without bound)."""
+    folder = resources.files("modelmux.ui").joinpath("static")
+    return {
+        f.name: f.read_bytes()
+        for f in folder.iterdir()
+        if f.is_file() and not f.name.startswith(".") and f.name.endswith(tuple(MEDIA_TYPES))
+    }
+
+
 def _static(name: str) -> bytes | None:
-    if "/" in name or name.startswith(".") or not name.endswith(tuple(MEDIA_TYPES)):
-        return None
-    path = resources.files("modelmux.ui").joinpath("static", name)
-    return path.read_bytes() if path.is_file() else None
+    return _files().get(name)
 
 
 def _data(payload: Any) -> Response:
