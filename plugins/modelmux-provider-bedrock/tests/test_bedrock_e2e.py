@@ -479,3 +479,14 @@ def test_thinking_requests_claude_refuses_are_400_before_any_upstream_call(
     error = resp.json()["error"]
     assert error["param"] == param and words in error["message"]
     assert len(fake_bedrock.requests) == before
+
+
+def test_responses_reasoning_effort_gives_a_reasoning_item(
+    bedrock_client: openai.OpenAI, fake_bedrock: LoopbackServer
+) -> None:
+    resp = bedrock_client.responses.create(
+        model="claude", input="what is 2+2", reasoning={"effort": "low"}, store=False
+    )
+    assert [item.type for item in resp.output] == ["reasoning", "message"]
+    assert resp.output_text == "You said: what is 2+2"
+    assert sent(fake_bedrock)["additionalModelRequestFields"]["thinking"]["budget_tokens"] == 2048
