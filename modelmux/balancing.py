@@ -1,6 +1,6 @@
 """Which deployment of a model gets the next request: balancing, circuit breakers, cool-downs.
 
-Each deployment (provider + upstream model) has one ``DeploymentState`` per process, shared by
+Each deployment (provider + upstream model) has one ``DeploymentHealth`` per process, shared by
 every model that names it: its requests in flight, its circuit breaker and its 429 cool-down.
 
 The breaker of a deployment (docs/guides/routing.md has the diagram)::
@@ -15,7 +15,7 @@ timeout, 5xx, credentials or token refused); an answer about the request (4xx, 4
 A 429 with ``retry-after`` instead puts the deployment in a cool-down of that length (set by the
 router only when the request had another way to an answer).
 
-``plan()`` never takes away a request's last way to an answer. Over every deployment of a model
+``order_chain()`` never takes away a request's last way to an answer. Over every deployment of a model
 and its fallbacks, at most ``max_ejection_percent`` may be skipped (open, trial running, or
 cooling down after a 429); the ones beyond that share, whose cool-down ends soonest, are tried
 anyway after the healthy ones. If every way is skipped (possible with ``max_ejection_percent =
@@ -62,7 +62,7 @@ class Deployment:
 
 
 @dataclass(slots=True)
-class DeploymentState:
+class DeploymentHealth:
     key: tuple[str, str]
     breaker: CircuitBreakerSettings
     inflight: int = 0
@@ -207,7 +207,7 @@ class _Wrr:
 
 
 @dataclass(slots=True)
-class Plan:
+class ChainOrder:
     """What one request may try: per model of its chain, the healthy deployments (balanced) and
     those tried anyway because skipping them would exceed the ejection cap or leave nothing."""
 
@@ -231,7 +231,7 @@ class Balancer:
         """``report(provider, circuit)`` hears a provider's circuit after one of its breakers opens
         or closes: "open" while one of its deployments is not closed, else "closed"."""
         self._breaker = breaker
-        self._states: dict[tuple[str, str], DeploymentState] = {}
+        self._states: dict[tuple[str, str], DeploymentHealth] = {}
         self._wrr: dict[str, _Wrr] = {}
         self._ticks = count()
         self._report = report
@@ -240,13 +240,13 @@ class Balancer:
         #: Shared breakers, when on: every state made from now on reports to it.
         self.sync: BreakerSync | None = None
 
-    def state(self, dep: Deployment) -> DeploymentState:
+    def state(self, dep: Deployment) -> DeploymentHealth:
         key = (dep.provider, dep.model)
         st = self._states.get(key)
         if st is None:
             if len(self._states) >= MAX_STATES:
                 self._forget_idle()
-            st = self._states[key] = DeploymentState(key, self._breaker, on_change=self._changed, sync=self.sync)
+            st = self._states[key] = DeploymentHealth(key, self._breaker, on_change=self._changed, sync=self.sync)
         return st
 
     def _forget_idle(self) -> None:
@@ -286,10 +286,10 @@ class Balancer:
             opened = any(st.opened for key, st in self._states.items() if key[0] == provider)
             self._report(provider, "open" if opened else "closed")
 
-    def states(self) -> dict[tuple[str, str], DeploymentState]:
+    def states(self) -> dict[tuple[str, str], DeploymentHealth]:
         return self._states
 
-    def plan(self, chain: list[tuple[str, list[Deployment], Strategy]]) -> Plan:
+    def order_chain(self, chain: list[tuple[str, list[Deployment], Strategy]]) -> ChainOrder:
         """What one request may try, model by model of its chain (a model, then its fallbacks)."""
         now = self.clock()
         seen: set[Deployment] = set()
@@ -317,7 +317,7 @@ class Balancer:
             healthy = [d for d in deps if d not in skip and d not in forced]
             tried_anyway = sorted((d for d in deps if d in forced), key=lambda d: self.state(d).ready_at())
             orders.append(self.order(route, healthy, strategy) + tried_anyway)
-        return Plan(orders, len(skipped), forced, ways)
+        return ChainOrder(orders, len(skipped), forced, ways)
 
     def _panic(self, route: str, dep: Deployment, now: float) -> None:
         """Logs panic mode, at most once per cool-down per model (it may last many requests)."""

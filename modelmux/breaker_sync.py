@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 from loguru import logger
 
-from modelmux.balancing import MAX_STATES, Balancer, DeploymentState
+from modelmux.balancing import MAX_STATES, Balancer, DeploymentHealth
 from modelmux.config import CircuitBreakerSettings
 from modelmux.stores import StateStore
 
@@ -59,31 +59,31 @@ class BreakerSync:
         #: Rounds run (for tests and the performance page).
         self.rounds = 0
 
-    # --- called by DeploymentState, on the event loop, never awaiting -------------------------
+    # --- called by DeploymentHealth, on the event loop, never awaiting -------------------------
 
-    def _p(self, st: DeploymentState) -> _Pending:
+    def _p(self, st: DeploymentHealth) -> _Pending:
         p = self._pending.get(st.key)
         if p is None:
             p = self._pending[st.key] = _Pending()
         return p
 
-    def fault(self, st: DeploymentState) -> None:
+    def fault(self, st: DeploymentHealth) -> None:
         self._p(st).faults += 1
         self._wake.set()
 
-    def success(self, st: DeploymentState) -> None:
+    def success(self, st: DeploymentHealth) -> None:
         """Only called while the shared count says failures, or this process pushed some."""
         self._p(st).reset = True
 
-    def opened(self, st: DeploymentState, until: float) -> None:
+    def opened(self, st: DeploymentHealth, until: float) -> None:
         self._p(st).opened_until = until
         self._wake.set()
 
-    def closed(self, st: DeploymentState) -> None:
+    def closed(self, st: DeploymentHealth) -> None:
         p = self._p(st)
         p.closed, p.opened_until = True, None
 
-    def limited(self, st: DeploymentState, until: float) -> None:
+    def limited(self, st: DeploymentHealth, until: float) -> None:
         self._p(st).limited_until = until
         self._wake.set()
 

@@ -66,14 +66,14 @@ class Entry:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-def request_key(endpoint: str, deployment: Deployment, body: Mapping[str, Any], context: Any = None) -> str:
+def request_key(api: str, deployment: Deployment, body: Mapping[str, Any], context: Any = None) -> str:
     """``context``: what else decides the answer besides the body (the Responses API's resolved history)."""
     canonical = {k: v for k, v in body.items() if k not in EXCLUDED_FIELDS and not SECRET_KEYS.search(k)}
-    parts = [KEY_VERSION, endpoint, deployment.provider, deployment.model, canonical]
+    parts = [KEY_VERSION, api, deployment.provider, deployment.model, canonical]
     if context is not None:
         parts.append(context)
     payload = orjson.dumps(parts, option=orjson.OPT_SORT_KEYS)
-    return f"modelmux:{KEY_VERSION}:{endpoint}:{hashlib.sha256(payload).hexdigest()}"
+    return f"modelmux:{KEY_VERSION}:{api}:{hashlib.sha256(payload).hexdigest()}"
 
 
 def encode_entry(entry: Entry) -> bytes:
@@ -145,9 +145,9 @@ class ResponseCache:
             return model.cache
         return self.settings.enabled
 
-    def plan(
+    def lookup(
         self,
-        endpoint: str,
+        api: str,
         body: Mapping[str, Any],
         header: str | None,
         deployment: Deployment,
@@ -164,7 +164,7 @@ class ResponseCache:
         model = self.models.get(deployment.route)
         if model is not None and model.options:  # e.g. input_type: another answer for the same body
             context = {"context": context, "options": model.options}
-        return Lookup(request_key(endpoint, deployment, body, context), deployment, read=mode != "refresh")
+        return Lookup(request_key(api, deployment, body, context), deployment, read=mode != "refresh")
 
     async def backend(self) -> Cache:
         if self._backend is None:

@@ -30,7 +30,7 @@ from modelmux.logs import scrub
 if TYPE_CHECKING:
     from modelmux.gateway import Gateway
 
-Endpoint = Callable[["Gateway", Request, RequestContext], Awaitable[Response]]
+Handler = Callable[["Gateway", Request, RequestContext], Awaitable[Response]]
 _PARAM = re.compile(r"\{(\w+)(:path)?\}")
 
 
@@ -39,11 +39,11 @@ class Route:
     """One path and its endpoint per method; ``{name}`` matches one path segment, ``{name:path}`` the rest."""
 
     path: str
-    endpoints: dict[str, Endpoint]
+    endpoints: dict[str, Handler]
     pattern: re.Pattern[str] | None = field(default=None, compare=False)
 
     @staticmethod
-    def of(path: str, **endpoints: Endpoint) -> Route:
+    def of(path: str, **endpoints: Handler) -> Route:
         """``Route.of("/v1/models", GET=list_models)``; a GET endpoint also answers HEAD."""
         pattern = None
         if "{" in path:
@@ -155,4 +155,4 @@ class Dispatcher:
         await send({"type": "lifespan.shutdown.complete"})
 
 
-__all__ = ["Dispatcher", "Endpoint", "Route", "error_response"]
+__all__ = ["Dispatcher", "Handler", "Route", "error_response"]

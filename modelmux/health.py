@@ -44,7 +44,7 @@ Status = Literal["ok", "degraded", "down"]
 
 
 @dataclass
-class ProviderState:
+class ProviderHealth:
     last_success: float | None = None
     last_error: float | None = None
     last_error_message: str | None = None
@@ -141,27 +141,27 @@ class RequestTotals:
         }
 
 
-PROVIDERS: dict[str, ProviderState] = {}
+PROVIDERS: dict[str, ProviderHealth] = {}
 REQUESTS = RequestTotals()
 
 
-def provider_state(name: str) -> ProviderState:
+def provider_state(name: str) -> ProviderHealth:
     state = PROVIDERS.get(name)
     if state is None:
-        state = PROVIDERS[name] = ProviderState()
+        state = PROVIDERS[name] = ProviderHealth()
     return state
 
 
 def reset(names: Iterable[str], start_errors: dict[str, str] | None = None) -> None:
     """A gateway starts with these providers: fresh state, the gauge set for each."""
     for name in names:
-        state = PROVIDERS[name] = ProviderState()
+        state = PROVIDERS[name] = ProviderHealth()
         if start_errors and name in start_errors:
             state.start_error = start_errors[name]
         _publish(name, state)
 
 
-def _publish(name: str, state: ProviderState) -> None:
+def _publish(name: str, state: ProviderHealth) -> None:
     status = state.status()
     if status != state.published:
         state.published = status

@@ -34,7 +34,7 @@ from modelmux.context import RequestContext
 from modelmux.errors import ModelMuxError, UpstreamError
 from modelmux.gateway import Gateway
 from modelmux.provider import Completion, EventStream, Provider
-from modelmux.router import Deployment, Endpoint, Routed
+from modelmux.router import Api, Deployment, Routed
 from modelmux.schemas import check_model_name, parse_json_object
 from modelmux.slow_clients import body_not_received
 from modelmux.streaming import EventStreamResponse, error_frame
@@ -127,8 +127,8 @@ class Account:
 class Exchange:
     """What one endpoint adds to the pipeline. The defaults pass the upstream's answer through."""
 
-    #: The router's endpoint (which provider method answers, unless ``body_for`` says otherwise).
-    endpoint: Endpoint = "chat"
+    #: Which of the provider's APIs answers (its method answers, unless ``body_for`` says otherwise).
+    api: Api = "chat"
 
     def __init__(self, gw: Gateway, request: Request, ctx: RequestContext, body: dict[str, Any]) -> None:
         self.gw = gw
@@ -145,8 +145,8 @@ class Exchange:
         """The body and context the cache key is made of; None: never cached."""
         return self.body, None
 
-    def body_for(self, provider: Provider, dep: Deployment) -> tuple[Endpoint, dict[str, Any]]:
-        return self.endpoint, self.body
+    def body_for(self, provider: Provider, dep: Deployment) -> tuple[Api, dict[str, Any]]:
+        return self.api, self.body
 
     def routed_to(self, routed: Routed) -> None:
         """Told which deployment answers, before its answer is read."""
@@ -185,7 +185,7 @@ def _cache_lookup(ex: Exchange) -> Lookup | None:
         return None
     body, context = key
     primary = gw.router.resolve(str(ex.body.get("model") or ""))[0]
-    return gw.response_cache.plan(ex.endpoint, body, header, primary, context)
+    return gw.response_cache.lookup(ex.api, body, header, primary, context)
 
 
 def _hit_headers(entry: Entry, ctx: RequestContext) -> dict[str, str]:
@@ -204,9 +204,7 @@ async def run(ex: Exchange) -> Response:
             entry = await gw.response_cache.get(lookup)
             if entry is not None:
                 return await ex.replay(entry, _hit_headers(entry, ctx))
-    routed = await gw.router.call(
-        ex.endpoint, ex.body, stream=ex.stream, request_id=ctx.request_id, body_for=ex.body_for
-    )
+    routed = await gw.router.call(ex.api, ex.body, stream=ex.stream, request_id=ctx.request_id, body_for=ex.body_for)
     dep = routed.deployment
     ctx.provider, ctx.deployment, ctx.retries = dep.provider, dep.model, routed.attempts - 1
     ex.routed_to(routed)

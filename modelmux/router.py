@@ -13,7 +13,7 @@ deployments and fallbacks without retrying the same one; a 400 about the request
 straight to the client. Everything before the answer starts is bounded by
 ``router.deadline_seconds``.
 
-Which deployments a request may try is the balancer's ``plan()`` over the whole chain:
+Which deployments a request may try is the balancer's ``order_chain()`` over the whole chain:
 open breakers and 429 cool-downs are skipped, but never the request's last way to an
 answer (``balancing.py``). A 429 with ``retry-after`` cools only that deployment down, and
 only when the request had another way.
@@ -34,7 +34,7 @@ from typing import Any, Literal
 from loguru import logger
 
 from modelmux import health, metrics
-from modelmux.balancing import Balancer, Deployment, DeploymentState, Outcome, Plan
+from modelmux.balancing import Balancer, ChainOrder, Deployment, DeploymentHealth, Outcome
 from modelmux.config import Config, Strategy
 from modelmux.errors import (
     InvalidRequestError,
@@ -52,9 +52,9 @@ from modelmux.timeouts import StreamGuard
 BACKOFF_BASE = 0.25
 BACKOFF_CAP = 8.0
 
-Endpoint = Literal["chat", "responses", "embeddings"]
+Api = Literal["chat", "responses", "embeddings"]
 
-__all__ = ["BodyFor", "Deployment", "Endpoint", "Routed", "Router"]
+__all__ = ["Api", "BodyFor", "Deployment", "Routed", "Router"]
 
 
 @dataclass(slots=True)
@@ -63,17 +63,17 @@ class Routed:
     result: Completion | EventStream
     attempts: int
     #: Which provider method answered: "chat" or "responses" (see ``BodyFor``).
-    endpoint: Endpoint = "chat"
+    api: Api = "chat"
 
 
 #: Picks, per deployment tried, the provider method and the body to send it. The Responses
 #: route uses it to forward natively to a provider with ``native_responses`` and to
 #: translate to chat for the others, within one chain of retries and fallbacks.
-BodyFor = Callable[[Provider, Deployment], tuple[Endpoint, dict[str, Any]]]
+BodyFor = Callable[[Provider, Deployment], tuple[Api, dict[str, Any]]]
 
 
 @dataclass(frozen=True, slots=True)
-class ModelPlan:
+class ModelGroup:
     """One model of the chain: its deployments and how to balance them."""
 
     route: str
@@ -108,29 +108,29 @@ class Router:
     def model_names(self) -> list[str]:
         return sorted(self._models)
 
-    def _plan(self, name: str) -> ModelPlan:
+    def _group(self, name: str) -> ModelGroup:
         m = self._models[name]
         deps = [Deployment(d.provider, d.model, name, d.weight) for d in m.targets()]
-        return ModelPlan(name, deps, m.strategy)
+        return ModelGroup(name, deps, m.strategy)
 
-    def plans(self, name: str) -> list[ModelPlan]:
+    def chain(self, name: str) -> list[ModelGroup]:
         """The models to try for ``name``, in order: its own, then its fallbacks'."""
         if not isinstance(name, str) or not name:
             raise InvalidRequestError("model: required, a model name (see GET /v1/models)", param="model")
         check_model_name(name)
         if name in self._models:
-            chain = [self._plan(name)]
+            chain = [self._group(name)]
             seen = {name}
             for fb in self._models[name].fallbacks:
                 if fb not in seen:
                     seen.add(fb)
-                    chain.append(self._plan(fb))
+                    chain.append(self._group(fb))
             return chain
         provider, sep, upstream = name.partition("/")
         if sep and upstream and provider in self.config.settings.providers:
-            return [ModelPlan(name, [Deployment(provider, upstream, name)])]
+            return [ModelGroup(name, [Deployment(provider, upstream, name)])]
         if self._default is not None:
-            return [ModelPlan(name, [Deployment(self._default, name, name)])]
+            return [ModelGroup(name, [Deployment(self._default, name, name)])]
         available = ", ".join(self.model_names()) or "(none)"
         prefixes = ", ".join(f"{p}/MODEL" for p in sorted(self.config.settings.providers))
         raise ModelNotFoundError(
@@ -141,45 +141,45 @@ class Router:
 
     def resolve(self, name: str) -> list[Deployment]:
         """Every deployment that may answer ``name``, in chain order."""
-        return [d for plan in self.plans(name) for d in plan.deployments]
+        return [d for group in self.chain(name) for d in group.deployments]
 
     async def call(
         self,
-        endpoint: Endpoint,
+        api: Api,
         body: dict[str, Any],
         *,
         stream: bool,
         request_id: str = "",
         body_for: BodyFor | None = None,
     ) -> Routed:
-        chain = self.plans(str(body.get("model") or ""))
-        picked = self.balancer.plan([(p.route, p.deployments, p.strategy) for p in chain])
+        chain = self.chain(str(body.get("model") or ""))
+        picked = self.balancer.order_chain([(p.route, p.deployments, p.strategy) for p in chain])
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._router.deadline_seconds
         last: ModelMuxError | None = None
         attempts = 0
         # One per client request: images are fetched once for every attempt and fallback.
         images = RequestImages(self.images) if self.images is not None else None
-        for index, (plan, order) in enumerate(zip(chain, picked.orders, strict=True)):
+        for index, (group, order) in enumerate(zip(chain, picked.orders, strict=True)):
             if index > 0:
                 if loop.time() >= deadline:
                     break
-                metrics.FALLBACKS.labels(chain[index - 1].route, plan.route).inc()
+                metrics.FALLBACKS.labels(chain[index - 1].route, group.route).inc()
                 before = chain[index - 1].route
                 if last is None:  # the model before was skipped whole: its breakers are open
-                    logger.debug("falling back from {} to {}: its deployments are ejected", before, plan.route)
+                    logger.debug("falling back from {} to {}: its deployments are ejected", before, group.route)
                 else:
-                    logger.warning("falling back from {} to {}: {}", before, plan.route, last)
+                    logger.warning("falling back from {} to {}: {}", before, group.route, last)
             if not order:
                 continue
             tries = _Tries()
             try:
                 return await self._serve(
-                    endpoint,
+                    api,
                     body,
                     stream,
                     request_id,
-                    plan,
+                    group,
                     order,
                     picked,
                     deadline,
@@ -201,13 +201,13 @@ class Router:
 
     async def _serve(
         self,
-        endpoint: Endpoint,
+        api: Api,
         body: dict[str, Any],
         stream: bool,
         request_id: str,
-        plan: ModelPlan,
+        group: ModelGroup,
         order: list[Deployment],
-        picked: Plan,
+        picked: ChainOrder,
         deadline: float,
         tries: _Tries,
         before: int,
@@ -247,7 +247,7 @@ class Router:
                 tries.count[dep] = n + 1
                 tries.total += 1
                 progressed = True
-                use, use_body = body_for(provider, dep) if body_for is not None else (endpoint, body)
+                use, use_body = body_for(provider, dep) if body_for is not None else (api, body)
                 options = self._options.get(dep.route, NO_OPTIONS) if self._options else NO_OPTIONS
                 request = UpstreamRequest(use_body, dep.model, str(body["model"]), stream, request_id, images, options)
                 call = (
@@ -279,14 +279,14 @@ class Router:
             if not progressed:
                 break
         if tries.last is None:
-            raise UpstreamTimeoutError(f"no answer from {plan.route} within router.deadline_seconds")
+            raise UpstreamTimeoutError(f"no answer from {group.route} within router.deadline_seconds")
         raise tries.last
 
     async def _attempt(
         self,
         provider: Provider,
         dep: Deployment,
-        state: DeploymentState,
+        state: DeploymentHealth,
         call: Callable[[UpstreamRequest], Awaitable[Completion | EventStream]],
         request: UpstreamRequest,
         deadline: float,

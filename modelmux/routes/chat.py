@@ -12,7 +12,7 @@ from modelmux.schemas import validate_chat
 
 
 class ChatExchange(pipeline.Exchange):
-    endpoint = "chat"
+    api = "chat"
 
 
 async def chat_completions(gw: Gateway, request: Request, ctx: RequestContext) -> Response:

@@ -13,7 +13,7 @@ from modelmux.gateway import Gateway
 
 
 class EmbeddingsExchange(pipeline.Exchange):
-    endpoint = "embeddings"
+    api = "embeddings"
 
 
 async def create_embeddings(gw: Gateway, request: Request, ctx: RequestContext) -> Response:

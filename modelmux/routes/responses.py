@@ -26,7 +26,7 @@ from modelmux.errors import InvalidRequestError, ModelMuxError, NotFoundError, P
 from modelmux.gateway import Gateway
 from modelmux.pipeline import SSE_HEADERS, Account, json_response
 from modelmux.provider import Completion, EventStream, Provider
-from modelmux.router import Deployment, Endpoint, Routed
+from modelmux.router import Api, Deployment, Routed
 from modelmux.routes import responses_cache
 from modelmux.schemas_responses import validate_responses
 from modelmux.sse import SSEParser, encode
@@ -51,7 +51,7 @@ def conversations(gw: Gateway) -> Conversations:
 
 
 class ResponsesExchange(pipeline.Exchange):
-    endpoint = "responses"
+    api = "responses"
 
     def __init__(
         self,
@@ -94,7 +94,7 @@ class ResponsesExchange(pipeline.Exchange):
     def cache_key(self) -> tuple[dict[str, Any], Any]:
         return responses_cache.key_body(self.body), responses_cache.key_context(self.previous)
 
-    def body_for(self, provider: Provider, dep: Deployment) -> tuple[Endpoint, dict[str, Any]]:
+    def body_for(self, provider: Provider, dep: Deployment) -> tuple[Api, dict[str, Any]]:
         if provider.native_responses:
             return "responses", native_request(self.body, self.previous, self.input_items, self.replay_minted)
         model = self.gw.config.settings.models.get(dep.route)

@@ -21,7 +21,7 @@ from starlette.responses import Response
 
 from modelmux.config import shown, source_of
 from modelmux.context import RequestContext
-from modelmux.dispatch import Endpoint, Route
+from modelmux.dispatch import Handler, Route
 from modelmux.errors import InvalidRequestError, NotFoundError
 from modelmux.gateway import Gateway
 from modelmux.logs import scrub
@@ -70,7 +70,7 @@ def _data(payload: Any) -> Response:
 def routes(ui: Console) -> list[Route]:
     """The UI's paths, bound to its state (``app.create_app`` adds them to the route table)."""
 
-    def admin(endpoint: UIEndpoint) -> Endpoint:
+    def admin(endpoint: UIEndpoint) -> Handler:
         async def checked(gw: Gateway, request: Request, ctx: RequestContext) -> Response:
             ui.access.check(request)
             return await endpoint(ui, gw, request)

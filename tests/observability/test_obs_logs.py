@@ -213,6 +213,8 @@ def test_log_set_up_is_undone_by_restore(caplog: pytest.LogCaptureFixture, capfd
     # The leak this prevents: after one test set logging up, every later test's stdlib records
     # (aiohttp's "Error handling request" tracebacks from the fakes) went through loguru to the
     # terminal instead of pytest's capture.
+    access = logging.getLogger("uvicorn.access")
+    access.propagate = True  # as a fresh process has it (an earlier test may have set logging up)
     saved = snapshot_logging()
     setup_logging("debug", "json")
     saved.restore()
@@ -221,4 +223,4 @@ def test_log_set_up_is_undone_by_restore(caplog: pytest.LogCaptureFixture, capfd
         logging.getLogger("aiohttp.server").error("Error handling request from 127.0.0.1")
     assert [r.getMessage() for r in caplog.records] == ["Error handling request from 127.0.0.1"]
     assert "Error handling request" not in capfd.readouterr().err  # not also through loguru
-    assert logging.getLogger("uvicorn.access").propagate is True  # setup_logging had turned it off
+    assert access.propagate is True  # setup_logging had turned it off

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from modelmux.balancing import Balancer, Deployment, DeploymentState, Outcome
+from modelmux.balancing import Balancer, Deployment, DeploymentHealth, Outcome
 from modelmux.config import CircuitBreakerSettings
 
 
@@ -22,7 +22,7 @@ def breaker(**kw: float) -> CircuitBreakerSettings:
     return CircuitBreakerSettings.model_validate(settings)
 
 
-def attempt(st: DeploymentState, outcome: Outcome, now: float) -> bool:
+def attempt(st: DeploymentHealth, outcome: Outcome, now: float) -> bool:
     """One attempt through the state; whether it was the trial request."""
     trial = st.begin(now)
     st.finish(outcome, now, trial)
@@ -30,7 +30,7 @@ def attempt(st: DeploymentState, outcome: Outcome, now: float) -> bool:
 
 
 def test_closed_counts_faults_in_a_row_and_a_success_resets_them() -> None:
-    st = DeploymentState(("p", "m"), breaker(failures=3))
+    st = DeploymentHealth(("p", "m"), breaker(failures=3))
     attempt(st, "fault", 0)
     attempt(st, "fault", 0)
     assert (st.circuit(0), st.failures) == ("closed", 2)
@@ -43,7 +43,7 @@ def test_closed_counts_faults_in_a_row_and_a_success_resets_them() -> None:
 
 def test_answers_about_the_request_are_neutral() -> None:
     """A 4xx or 429 (outcome None) neither counts nor resets the faults in a row."""
-    st = DeploymentState(("p", "m"), breaker(failures=2))
+    st = DeploymentHealth(("p", "m"), breaker(failures=2))
     attempt(st, "fault", 0)
     for _ in range(10):
         attempt(st, None, 0)
@@ -53,7 +53,7 @@ def test_answers_about_the_request_are_neutral() -> None:
 
 
 def test_closed_opens_at_the_threshold_only_with_the_minimum_volume() -> None:
-    st = DeploymentState(("p", "m"), breaker(failures=2, min_requests=4))
+    st = DeploymentHealth(("p", "m"), breaker(failures=2, min_requests=4))
     attempt(st, "fault", 0)
     attempt(st, "fault", 0)
     attempt(st, "fault", 0)
@@ -63,7 +63,7 @@ def test_closed_opens_at_the_threshold_only_with_the_minimum_volume() -> None:
 
 
 def test_open_skips_then_turns_half_open_when_the_cooldown_ends() -> None:
-    st = DeploymentState(("p", "m"), breaker())
+    st = DeploymentHealth(("p", "m"), breaker())
     attempt(st, "fault", 0)
     attempt(st, "fault", 0)
     assert st.circuit(9.9) == "open" and st.skipped(9.9)
@@ -71,7 +71,7 @@ def test_open_skips_then_turns_half_open_when_the_cooldown_ends() -> None:
 
 
 def test_half_open_lets_one_trial_through_and_its_success_closes() -> None:
-    st = DeploymentState(("p", "m"), breaker())
+    st = DeploymentHealth(("p", "m"), breaker())
     attempt(st, "fault", 0)
     attempt(st, "fault", 0)
     assert st.begin(11) is True, "the first attempt after the cool-down is the trial"
@@ -81,7 +81,7 @@ def test_half_open_lets_one_trial_through_and_its_success_closes() -> None:
 
 
 def test_a_failed_trial_opens_for_another_cooldown() -> None:
-    st = DeploymentState(("p", "m"), breaker())
+    st = DeploymentHealth(("p", "m"), breaker())
     attempt(st, "fault", 0)
     attempt(st, "fault", 0)
     assert attempt(st, "fault", 12) is True
@@ -89,7 +89,7 @@ def test_a_failed_trial_opens_for_another_cooldown() -> None:
 
 
 def test_a_neutral_trial_leaves_it_half_open_for_the_next_request() -> None:
-    st = DeploymentState(("p", "m"), breaker())
+    st = DeploymentHealth(("p", "m"), breaker())
     attempt(st, "fault", 0)
     attempt(st, "fault", 0)
     assert attempt(st, None, 12) is True
@@ -98,7 +98,7 @@ def test_a_neutral_trial_leaves_it_half_open_for_the_next_request() -> None:
 
 
 def test_an_attempt_made_anyway_while_open_closes_on_success_and_extends_on_failure() -> None:
-    st = DeploymentState(("p", "m"), breaker())
+    st = DeploymentHealth(("p", "m"), breaker())
     attempt(st, "fault", 0)
     attempt(st, "fault", 0)
     assert attempt(st, "fault", 5) is False, "inside the cool-down: not a trial"
@@ -108,7 +108,7 @@ def test_an_attempt_made_anyway_while_open_closes_on_success_and_extends_on_fail
 
 
 def test_a_429_cooldown_skips_for_the_time_asked_capped() -> None:
-    st = DeploymentState(("p", "m"), breaker(max_retry_after_seconds=30))
+    st = DeploymentHealth(("p", "m"), breaker(max_retry_after_seconds=30))
     st.rate_limited(5, 0)
     assert st.skipped(4.9) and not st.skipped(5.0)
     assert st.circuit(1) == "closed" and st.failures == 0
@@ -117,7 +117,7 @@ def test_a_429_cooldown_skips_for_the_time_asked_capped() -> None:
 
 
 def test_another_replica_opening_the_breaker_is_taken_over() -> None:
-    st = DeploymentState(("p", "m"), breaker())
+    st = DeploymentHealth(("p", "m"), breaker())
     assert st.open_shared(20, 0) is True
     assert st.circuit(5) == "open" and st.circuit(20) == "half_open"
     assert st.open_shared(15, 0) is False, "an earlier end changes nothing"
@@ -144,10 +144,10 @@ def test_a_single_deployment_without_fallback_is_never_skipped(clock: Clock) -> 
     b = Balancer(breaker(), clock=clock)
     (only,) = deps("a")
     eject(b, only, clock.now)
-    plan = b.plan([("m", [only], "weighted_round_robin")])
+    plan = b.order_chain([("m", [only], "weighted_round_robin")])
     assert plan.orders == [[only]] and plan.forced == {only}
     b.state(only).rate_limited(60, clock.now)
-    assert b.plan([("m", [only], "weighted_round_robin")]).orders == [[only]]
+    assert b.order_chain([("m", [only], "weighted_round_robin")]).orders == [[only]]
 
 
 def test_one_of_two_deployments_down_is_skipped(clock: Clock) -> None:
@@ -155,9 +155,9 @@ def test_one_of_two_deployments_down_is_skipped(clock: Clock) -> None:
     a, c = deps("a", "c")
     eject(b, a, clock.now)
     for _ in range(5):
-        assert b.plan([("m", [a, c], "weighted_round_robin")]).orders == [[c]]
+        assert b.order_chain([("m", [a, c], "weighted_round_robin")]).orders == [[c]]
     clock.now += 10  # cool-down over: half-open, a is back in the rotation for its trial
-    assert a in b.plan([("m", [a, c], "weighted_round_robin")]).orders[0]
+    assert a in b.order_chain([("m", [a, c], "weighted_round_robin")]).orders[0]
 
 
 def test_the_ejection_cap_tries_the_soonest_back_after_the_healthy_ones(clock: Clock) -> None:
@@ -166,7 +166,7 @@ def test_the_ejection_cap_tries_the_soonest_back_after_the_healthy_ones(clock: C
     eject(b, a, clock.now)
     clock.now += 1
     eject(b, c, clock.now)  # 2 of 3 open: 67% > 50%, so a (back sooner) is tried anyway
-    plan = b.plan([("m", [a, c, d], "weighted_round_robin")])
+    plan = b.order_chain([("m", [a, c, d], "weighted_round_robin")])
     assert plan.orders == [[d, a]] and plan.forced == {a} and plan.skipped == 2
 
 
@@ -176,7 +176,7 @@ def test_panic_mode_when_every_way_is_ejected(clock: Clock) -> None:
     eject(b, c, clock.now)
     clock.now += 1
     eject(b, a, clock.now)
-    plan = b.plan([("m", [a, c], "weighted_round_robin")])
+    plan = b.order_chain([("m", [a, c], "weighted_round_robin")])
     assert plan.orders == [[c]], "the one whose cool-down ends soonest"
 
 
@@ -185,10 +185,10 @@ def test_a_model_with_one_deployment_and_a_fallback_skips_to_the_fallback(clock:
     (a,) = deps("a", route="m")
     (f,) = deps("f", route="fb")
     eject(b, a, clock.now)
-    plan = b.plan([("m", [a], "weighted_round_robin"), ("fb", [f], "weighted_round_robin")])
+    plan = b.order_chain([("m", [a], "weighted_round_robin"), ("fb", [f], "weighted_round_robin")])
     assert plan.orders == [[], [f]]
     eject(b, f, clock.now + 1)  # both ejected: the soonest back is tried
-    plan = b.plan([("m", [a], "weighted_round_robin"), ("fb", [f], "weighted_round_robin")])
+    plan = b.order_chain([("m", [a], "weighted_round_robin"), ("fb", [f], "weighted_round_robin")])
     assert plan.orders == [[a], []]
 
 
