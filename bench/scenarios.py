@@ -15,7 +15,7 @@ Three scenarios, each measured on three systems:
   ``:streamRawPredict``, then translates the answer back. ``direct`` and ``bare`` post the
   Anthropic body the gateway would send straight to that Vertex path: the same cost-of-forwarding bar.
 
-Imported by ``bench/run.py`` and by ``tests/test_bench_fakes.py``.
+Imported by ``bench/run.py`` and by ``tests/e2e/test_bench_fakes.py``.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ model, a plain-Python check that only answers "valid or not" on the JSON the cli
 model itself runs only when that check says no, to name the problem in the 400 (or to accept
 what the fast check could not judge). The fast check may be stricter than the model, never
 looser: what it does not understand (a custom validator, a discriminated union, a pattern)
-it refuses, and the model decides. ``tests/test_rules.py`` holds the two against each other.
+it refuses, and the model decides. ``tests/unit/test_rules.py`` holds the two against each other.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "typescript"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "typescript"
 NAMES = ["chat", "streaming", "tools"]
 
 

@@ -18,7 +18,7 @@ from modelmux.plugin import Completion, Provider, ProviderSettings, RegisterProv
 from modelmux.plugins import load_plugins
 from modelmux.testing import run_gateway
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 #: What a plugin may import from the host.
 PUBLIC = {"modelmux.plugin", "modelmux.testing"}
 

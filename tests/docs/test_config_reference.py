@@ -10,7 +10,7 @@ from modelmux import config_reference
 from modelmux.config import load_config
 from modelmux.plugins import Plugins, load_plugins
 
-PAGE = Path(__file__).resolve().parents[1] / "docs" / "reference" / "configuration.md"
+PAGE = Path(__file__).resolve().parents[2] / "docs" / "reference" / "configuration.md"
 
 
 @pytest.fixture(scope="module")

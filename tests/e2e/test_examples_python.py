@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "python"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "python"
 NAMES = ["chat.py", "streaming.py", "tools.py", "responses.py", "structured_output.py", "embeddings.py"]
 
 

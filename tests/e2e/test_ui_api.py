@@ -1,6 +1,6 @@
 """The web UI's HTTP side (docs/ui.md): admin sign-in, 401s, the security headers, and the data
 endpoints under /ui/api/ (recent requests, traffic, configuration) on a real gateway.
-The browser side is tests/test_ui_browser.py."""
+The browser side is tests/e2e/test_ui_browser.py."""
 
 from __future__ import annotations
 

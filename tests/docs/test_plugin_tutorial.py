@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TUTORIAL = ROOT / "docs" / "guides" / "writing-a-plugin.md"
 FENCE = re.compile(r"^```\w*[ \t]+file=(\S+)[ \t]*\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
 
@@ -59,7 +59,7 @@ def test_the_tutorial_code_is_lint_clean(package: Path) -> None:
 
 def test_the_tutorial_package_installs_and_passes_its_own_tests(package: Path) -> None:
     """Installed with pip-compatible tooling into a target directory on PYTHONPATH (as in
-    tests/test_plugins_install.py), so the gateway finds it through its entry point."""
+    tests/e2e/test_plugins_install.py), so the gateway finds it through its entry point."""
     site = package.parent / "site"
     uv = Path(sys.executable).with_name("uv")
     installer = (

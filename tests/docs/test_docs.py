@@ -10,7 +10,7 @@ from pathlib import Path
 
 from modelmux import hookspecs
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 HOOKS = [name for name, fn in inspect.getmembers(hookspecs, inspect.isfunction) if name.startswith("register_")]
 
 
@@ -24,7 +24,7 @@ def test_every_hook_is_documented_with_its_exact_signature() -> None:
 
 
 def test_every_hook_is_exercised_by_a_test() -> None:
-    tests = "\n".join(p.read_text() for p in (ROOT / "tests").glob("test_*.py") if p.name != "test_docs.py")
+    tests = "\n".join(p.read_text() for p in (ROOT / "tests").rglob("test_*.py") if p.name != "test_docs.py")
     for name in HOOKS:
         assert f"def {name}(" in tests, f"no test implements the hook {name}"
 

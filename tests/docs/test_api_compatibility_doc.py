@@ -9,7 +9,7 @@ from typing import Any
 
 from modelmux.testing.openapi import spec
 
-DOC = Path(__file__).resolve().parents[1] / "docs" / "api-compatibility.md"
+DOC = Path(__file__).resolve().parents[2] / "docs" / "api-compatibility.md"
 COLUMNS = ["Field", "vertex", "openai_compatible / vllm", "azure", "bedrock", "echo"]
 #: Rows for fields outside the spec that ModelMux documents anyway.
 EXTENSIONS = {"top_k"}

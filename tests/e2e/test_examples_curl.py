@@ -6,7 +6,7 @@ import json
 import subprocess
 from pathlib import Path
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "curl"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "curl"
 
 
 def run(name: str, env: dict[str, str]) -> str:

@@ -34,7 +34,7 @@ import modelmux
 from modelmux.errors import ModelMuxError
 from modelmux.plugins import load_plugins
 
-DOC = Path(__file__).resolve().parents[1] / "docs" / "troubleshooting.md"
+DOC = Path(__file__).resolve().parents[2] / "docs" / "troubleshooting.md"
 #: Exceptions that report a bug in a plugin or in ModelMux to its author, not to a user.
 PROGRAMMING_ERRORS = {"TypeError", "NotImplementedError", "AssertionError", "KeyError", "SystemExit"}
 LOG_LEVELS = {"warning", "error", "critical", "exception"}

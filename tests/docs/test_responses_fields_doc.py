@@ -10,7 +10,7 @@ from typing import Any
 
 from modelmux.testing.openapi import spec
 
-DOC = Path(__file__).resolve().parents[1] / "docs" / "api" / "responses.md"
+DOC = Path(__file__).resolve().parents[2] / "docs" / "api" / "responses.md"
 
 
 def _properties(schema: dict[str, Any], schemas: dict[str, Any]) -> set[str]:

@@ -24,7 +24,7 @@ import pytest
 from modelmux.testing import run_gateway
 from modelmux.testing.servers import free_port
 
-BENCH = Path(__file__).resolve().parents[1] / "bench"
+BENCH = Path(__file__).resolve().parents[2] / "bench"
 
 
 def _load(name: str) -> ModuleType:

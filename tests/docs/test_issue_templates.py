@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-TEMPLATES = Path(__file__).resolve().parents[1] / ".github" / "ISSUE_TEMPLATE"
+TEMPLATES = Path(__file__).resolve().parents[2] / ".github" / "ISSUE_TEMPLATE"
 FORMS = ["bug_report.yml", "feature_request.yml", "provider_request.yml"]
 TYPES = {"markdown", "textarea", "input", "dropdown", "checkboxes"}
 
