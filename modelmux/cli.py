@@ -17,10 +17,15 @@ import tomli_w
 from modelmux import __version__
 from modelmux.config import Config, ConfigError, load_config, shown
 from modelmux.plugins import Plugins, load_plugins
-from modelmux.provider import Check
 
 if TYPE_CHECKING:
     from rich.console import Console
+    from rich.table import Table
+
+
+#: The width of output that is not a terminal (a pipe, a file): wide enough that rich never
+#: cuts or wraps a name someone copies from it.
+PIPE_WIDTH = 4096
 
 
 @functools.cache
@@ -28,7 +33,20 @@ def _console(stderr: bool = False) -> Console:
     """rich is imported by the commands that print, not by ``serve`` on its way to serving."""
     from rich.console import Console
 
-    return Console(stderr=stderr)
+    console = Console(stderr=stderr)
+    if not console.is_terminal and not os.environ.get("COLUMNS"):
+        console = Console(stderr=stderr, width=PIPE_WIDTH)
+    return console
+
+
+def _table(*headers: str) -> Table:
+    """A table whose cells fold onto more lines on a narrow terminal but are never cut short."""
+    from rich.table import Table
+
+    table = Table()
+    for header in headers:
+        table.add_column(header, overflow="fold")
+    return table
 
 
 def escape(text: str) -> str:
@@ -209,7 +227,8 @@ def config_init(preset: str | None, non_interactive: bool, output: str, force: b
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
     _console().print(
-        f"wrote [bold]{path}[/] (preset {preset}). Check it with: modelmux config validate --config {path}"
+        f"wrote [bold]{escape(str(path))}[/] (preset {escape(preset)}). "
+        f"Check it with: modelmux config validate --config {escape(str(path))}"
     )
 
 
@@ -221,11 +240,9 @@ def config_show(config_path: str | None, sources: bool) -> None:
     _, config = _load(config_path)
     _console().print(tomli_w.dumps(shown(config)), highlight=False, markup=False)
     if sources:
-        from rich.table import Table
-
-        table = Table("key", "source")
+        table = _table("key", "source")
         for key, origin in sorted(config.sources.items()):
-            table.add_row(key, origin)
+            table.add_row(escape(key), escape(origin))
         _console().print(table)
 
 
@@ -236,20 +253,25 @@ def config_validate(config_path: str | None) -> None:
     _, config = _load(config_path)
     where = config.path or "no file (echo provider only)"
     _console().print(
-        f"[green]ok[/]: {where}: {len(config.providers)} provider(s), {len(config.settings.models)} model(s)"
+        f"[green]ok[/]: {escape(str(where))}: {len(config.providers)} provider(s), "
+        f"{len(config.settings.models)} model(s)"
     )
 
 
 @main.command("plugins")
 def plugins_cmd() -> None:
     """List installed plugins, what each registers, and load errors."""
-    from rich.table import Table
-
     plugins = _plugins()
-    table = Table("name", "version", "package", "registers", "status")
+    table = _table("name", "version", "package", "registers", "status")
     for info in plugins.infos:
-        status = f"[red]error: {info.error}[/]" if info.error else ("built-in" if info.builtin else "ok")
-        table.add_row(info.name, info.version, info.distribution, "\n".join(info.registers), status)
+        status = f"[red]error: {escape(info.error)}[/]" if info.error else ("built-in" if info.builtin else "ok")
+        table.add_row(
+            escape(info.name),
+            escape(info.version),
+            escape(info.distribution),
+            escape("\n".join(info.registers)),
+            status,
+        )
     _console().print(table)
     if plugins.errors:
         sys.exit(1)
@@ -267,16 +289,14 @@ def models_cmd(config_path: str | None, provider_name: str | None) -> None:
     """List configured models, or an upstream's models with --provider."""
     plugins, config = _load(config_path)
     if provider_name is None:
-        from rich.table import Table
-
-        table = Table("model", "provider", "upstream model", "fallbacks")
+        table = _table("model", "provider", "upstream model", "fallbacks")
         for name, model in sorted(config.settings.models.items()):
             targets = model.targets()
             table.add_row(
-                name,
-                ", ".join(d.provider for d in targets),
-                ", ".join(d.model for d in targets),
-                ", ".join(model.fallbacks),
+                escape(name),
+                escape(", ".join(d.provider for d in targets)),
+                escape(", ".join(d.model for d in targets)),
+                escape(", ".join(model.fallbacks)),
             )
         _console().print(table)
         return
@@ -303,7 +323,7 @@ def models_cmd(config_path: str | None, provider_name: str | None) -> None:
     except ModelMuxError as exc:
         _fail(exc.message)
     for name in names:
-        _console().print(name, highlight=False)
+        _console().print(name, highlight=False, markup=False, soft_wrap=True)
 
 
 def _upstream_ready(config: Config) -> None:
@@ -314,82 +334,24 @@ def _upstream_ready(config: Config) -> None:
 
 
 def _run_checks(config_path: str | None, topic: str | None) -> None:
+    from modelmux.doctor import run_checks
+
     plugins, config = _load(config_path)
     _upstream_ready(config)
-    checks: list[tuple[str, Check]] = [
-        (
-            "config",
-            Check("configuration is valid", True, str(config.path or "no file"), topic="config"),
-        )
-    ]
-    for name, err in plugins.errors.items():
-        checks.append(
-            (
-                "plugins",
-                Check(
-                    f"plugin {name} loads",
-                    False,
-                    err,
-                    "reinstall it, or disable it with MODELMUX_DISABLE_PLUGINS",
-                    "config",
-                ),
-            )
-        )
-
-    async def gather() -> None:
-        from modelmux.gateway import Gateway
-
-        gw = Gateway(config, plugins)
-        await gw.start()
-        try:
-            for name, err in gw.provider_errors.items():
-                checks.append(
-                    (
-                        name,
-                        Check("provider starts", False, err, f"fix [providers.{name}]", "config"),
-                    )
-                )
-            for name, provider in gw.providers.items():
-                try:
-                    for check in await provider.doctor():
-                        checks.append((name, check))
-                except Exception as exc:
-                    checks.append((name, Check("checks ran", False, f"{type(exc).__name__}: {exc}")))
-            try:
-                if gw.state is not None:
-                    await gw.state.ping()
-                checks.append(
-                    (
-                        "state",
-                        Check(
-                            f"state store {config.settings.state.backend} answers",
-                            True,
-                            topic="config",
-                        ),
-                    )
-                )
-            except Exception as exc:
-                checks.append(
-                    (
-                        "state",
-                        Check("state store answers", False, str(exc), "check [state]", "config"),
-                    )
-                )
-        finally:
-            await gw.aclose()
-
-    from rich.table import Table
-
-    asyncio.run(gather())
-    table = Table("", "where", "check", "detail / fix")
+    checks = asyncio.run(run_checks(config, plugins))
+    table = _table("", "where", "check", "detail / fix")
     failed = 0
     for where, check in checks:
         if topic and check.topic != topic:
             continue
         mark = "[green]ok[/]" if check.ok else "[red]FAIL[/]"
         failed += not check.ok
-        detail = check.detail if check.ok else f"{check.detail}\n[yellow]fix:[/] {check.fix}"
-        table.add_row(mark, where, check.name, detail)
+        detail = escape(check.detail)
+        if not check.ok and check.fix:
+            detail = (
+                f"{detail}\n[yellow]fix:[/] {escape(check.fix)}" if detail else f"[yellow]fix:[/] {escape(check.fix)}"
+            )
+        table.add_row(mark, escape(where), escape(check.name), detail)
     _console().print(table)
     if failed:
         _fail(f"{failed} check(s) failed")

@@ -386,6 +386,10 @@ class Provider(ABC):
     #: True when ``responses()`` forwards to a native Responses API. A class default;
     #: a provider may set it per instance from its settings (e.g. an API version).
     native_responses: bool = False
+    #: True when ``list_models()`` returns the ids requests name, so that ``modelmux doctor``
+    #: checks the configured models against it; False where it lists something else (Azure
+    #: lists base models, requests name deployments).
+    lists_model_ids: bool = True
 
     def __init__(self, name: str, settings: ProviderSettings, host: Host) -> None:
         self.name = name
@@ -415,7 +419,7 @@ class Provider(ABC):
         )
 
     async def list_models(self) -> list[str]:
-        """Model ids the upstream offers, for ``modelmux models --provider``."""
+        """Model ids the upstream offers, for ``modelmux models --provider`` and ``modelmux doctor``."""
         return []
 
     async def doctor(self) -> list[Check]:

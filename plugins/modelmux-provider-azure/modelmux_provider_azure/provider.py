@@ -138,6 +138,8 @@ def _is_prompt_filter_event(event: bytes) -> bool:
 
 class AzureProvider(Provider):
     settings: AzureSettings
+    #: The data plane lists base models; requests name deployments (doctor cannot check those).
+    lists_model_ids = False
 
     def __init__(self, name: str, settings: AzureSettings, host: Host) -> None:
         super().__init__(name, settings, host)
