@@ -36,13 +36,13 @@ GC_GEN0_THRESHOLD = 7000
 def _tune_gc() -> None:
     """Keep the cyclic garbage collector off the request path of a server process (docs/performance.md).
 
-    Everything made at start-up (modules, routes, settings: ~10^5 objects) lives as long as
-    the process; frozen, full collections no longer walk it. A request's objects are freed
-    by reference counting, but with 32 requests in flight the default gen-0 threshold (700
-    net allocations) fired every few requests and promoted live request objects, which
-    led to full collections: together more CPU per request than the Claude translation.
+    Everything made at start-up (modules, routes, settings) lives as long as the process;
+    frozen, full collections no longer walk it. A request's objects are freed by reference
+    counting, but with many requests in flight the default gen-0 threshold fired every few
+    requests and promoted live request objects, which led to full collections (the figures:
+    docs/performance.md, "Profile").
     """
-    gc.freeze()  # no gc.collect() first: it costs ~40 ms of start-up and finds ~100 objects
+    gc.freeze()  # no gc.collect() first: it costs start-up time and finds next to nothing (docs/performance.md)
     gc.set_threshold(GC_GEN0_THRESHOLD, *gc.get_threshold()[1:])
 
 

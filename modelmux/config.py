@@ -11,13 +11,16 @@ plugin registered. Every error names the key, the bad value and the fix.
 
 from __future__ import annotations
 
+import copy
+import difflib
 import math
 import os
 import re
 import tomllib
+import types
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Union, get_args, get_origin
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -472,7 +475,74 @@ def is_secret_setting(dotted: str) -> bool:
     return bool(SECRET_KEYS.search(parts[-1])) or any(SECRET_TABLES.search(p) for p in parts[:-1])
 
 
-def format_validation_error(exc: ValidationError, prefix: str, path: Path | None) -> list[str]:
+#: ModelMux's own plugin packages, by the provider types and store backends they register: an
+#: unknown type's fix names a real package, never one made from a misspelled name.
+OWN_PLUGIN_PACKAGES = {
+    "openai_compatible": "modelmux-provider-vllm",
+    "vllm": "modelmux-provider-vllm",
+    "vertex": "modelmux-provider-vertex",
+    "azure": "modelmux-provider-azure",
+    "bedrock": "modelmux-provider-bedrock",
+    "redis": "modelmux-redis",
+}
+
+
+def did_you_mean(name: str, known: list[str]) -> str:
+    """`` Did you mean 'x'?`` for the closest of ``known``, or nothing."""
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    return f" Did you mean {close[0]!r}?" if close else ""
+
+
+def _unknown_name(kind: str, key: str, name: str, installed: list[str]) -> str:
+    """The problem of an unknown provider type or store backend, with a fix that never tells
+    to install a package named after a misspelling."""
+    head = f"{key}: unknown {kind} {name!r}. Installed: {', '.join(installed) or '(none)'}."
+    package = OWN_PLUGIN_PACKAGES.get(name)
+    if package is not None:
+        return f"{head} Fix: pip install {package} (then check `modelmux plugins`), or pick an installed one."
+    close = difflib.get_close_matches(name, [*installed, *OWN_PLUGIN_PACKAGES], n=1, cutoff=0.6)
+    if close and close[0] in installed:
+        return f"{head} Did you mean {close[0]!r}? Fix: correct the spelling."
+    if close:
+        return (
+            f"{head} Did you mean {close[0]!r}? Fix: correct the spelling, then "
+            f"pip install {OWN_PLUGIN_PACKAGES[close[0]]} (then check `modelmux plugins`)."
+        )
+    return (
+        f"{head} Fix: correct it, or install the plugin package that registers it "
+        "(docs/plugins.md lists ModelMux's own; `modelmux plugins` shows what is installed and what failed to load)."
+    )
+
+
+def _model_at(annotation: Any) -> type[BaseModel] | None:
+    """The settings model an annotation holds (through ``X | None``), or None."""
+    if get_origin(annotation) in (Union, types.UnionType):
+        return next((m for m in map(_model_at, get_args(annotation)) if m is not None), None)
+    return annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+
+
+def _keys_at(model: type[BaseModel] | None, loc: tuple[Any, ...]) -> list[str]:
+    """The keys the table at ``loc`` (in ``model``) takes: the candidates for a misspelled key."""
+    node: Any = model
+    for part in loc:
+        current = _model_at(node)
+        if current is not None:
+            field_info = current.model_fields.get(str(part))
+            if field_info is None:
+                return []
+            node = field_info.annotation
+        elif get_origin(node) in (dict, list):
+            node = get_args(node)[-1]  # a table of named tables, or a list: the item's type
+        else:
+            return []
+    current = _model_at(node)
+    return list(current.model_fields) if current is not None else []
+
+
+def format_validation_error(
+    exc: ValidationError, prefix: str, path: Path | None, model: type[BaseModel] | None = None
+) -> list[str]:
+    """One problem per error of ``exc`` (``model``: the settings model that raised it, for "did you mean")."""
     problems = []
     for err in exc.errors():
         loc = ".".join(str(p) for p in (prefix, *err["loc"]) if p != "")
@@ -480,9 +550,10 @@ def format_validation_error(exc: ValidationError, prefix: str, path: Path | None
         if kind == "missing":
             problems.append(f"{loc}: missing. Fix: {_where(loc, path)}.")
         elif kind == "extra_forbidden":
-            shown = "***" if is_secret_setting(loc) else repr(redact(err["input"], loc.rsplit(".", 1)[-1]))
+            # No value shown: a misspelled secret's name (api_kye) would not be masked.
+            hint = did_you_mean(str(err["loc"][-1]), _keys_at(model, err["loc"][:-1]))
             problems.append(
-                f"{loc}: unknown setting (value {shown}). Fix: remove it or correct "
+                f"{loc}: unknown setting.{hint} Fix: remove it or correct "
                 "the spelling; docs/configuration.md lists every setting."
             )
         else:
@@ -506,10 +577,60 @@ def load_config(
         _record_sources(data, "", f"file {path}", sources)
     apply_env(data, sources, env)
     problems: list[str] = []
-    data = expand_vars(data, "", env, problems)
+    data = expand_vars(data, "", env, problems)  # an unset variable reads as "": validation goes on
+    try:
+        config = validate_config(data, path, sources, registry)
+    except ConfigError as exc:
+        said = {_key_of(p) for p in problems}
+        raise ConfigError([*problems, *(p for p in exc.problems if _key_of(p) not in said)]) from exc
     if problems:
         raise ConfigError(problems)
-    return validate_config(data, path, sources, registry)
+    return config
+
+
+def _key_of(problem: str) -> str:
+    return problem.split(": ", 1)[0]
+
+
+#: How many rounds ``validate_config`` takes a bad value out and validates again.
+_ROUNDS = 10
+
+
+def _validate_settings(data: dict[str, Any], path: Path | None, problems: list[str]) -> tuple[Settings, set[str]]:
+    """``Settings`` from ``data`` with each bad value taken out (reported in ``problems``), so that
+    the checks across tables still run: every problem at once, not one class of them per run.
+    Also the dotted keys of the tables taken out whole (a provider or model that is not a table)."""
+    data = copy.deepcopy(data)  # a copy to take bad values out of
+    removed: set[str] = set()
+    for _ in range(_ROUNDS):
+        try:
+            return Settings.model_validate(data), removed
+        except ValidationError as exc:
+            problems.extend(format_validation_error(exc, "", path, Settings))
+            for err in exc.errors():
+                removed.add(_take_out(data, err["loc"]))
+    raise ConfigError(problems)
+
+
+def _take_out(data: dict[str, Any], loc: tuple[Any, ...]) -> str:
+    """Remove the value at ``loc`` (through tables and lists; where the path ends early, the
+    deepest key on it) so that it takes its default. Returns the dotted key removed."""
+    steps: list[tuple[Any, Any]] = []
+    node: Any = data
+    for part in loc:
+        steps.append((node, part))
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+        else:
+            break
+    for depth in range(len(steps) - 1, -1, -1):
+        container, part = steps[depth]
+        if isinstance(container, dict) and part in container:
+            del container[part]
+            return ".".join(map(str, loc[: depth + 1]))
+    return ""
 
 
 def validate_config(
@@ -519,18 +640,15 @@ def validate_config(
     registry: Registry | None = None,
 ) -> Config:
     sources = dict(sources or {})
-    try:
-        settings = Settings.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc, "", path)) from exc
+    problems: list[str] = []
+    settings, removed = _validate_settings(data, path, problems)
 
-    implicit = not settings.providers
+    implicit = not settings.providers and not any(k.startswith("providers.") for k in removed)
     if implicit:
         settings.providers = {"echo": {"type": "echo"}}
         settings.models.setdefault("echo", ModelSettings(provider="echo", model="echo"))
         sources.update({"providers.echo.type": "implicit", "models.echo.provider": "implicit"})
 
-    problems: list[str] = []
     providers: dict[str, ProviderSettings] = {}
     stores: dict[str, BaseModel] = {}
     if registry is not None:
@@ -539,17 +657,16 @@ def validate_config(
             section_settings = getattr(settings, section)
             backend = section_settings.backend
             if backend not in table:
-                problems.append(
-                    f"{section}.backend: unknown backend {backend!r}. Known: "
-                    f"{', '.join(sorted(table))}. Fix: pick one of those, or install the plugin "
-                    f"that provides {backend!r} (e.g. pip install modelmux-{backend})."
-                )
+                problems.append(_unknown_name("backend", f"{section}.backend", backend, sorted(table)))
                 continue
+            store_model = table[backend].settings_model
             try:
-                stores[section] = table[backend].settings_model.model_validate(store_options(settings, section))
+                stores[section] = store_model.model_validate(store_options(settings, section))
             except ValidationError as exc:
-                problems.extend(format_validation_error(exc, section, path))
-    names = set(settings.providers)
+                problems.extend(format_validation_error(exc, section, path, store_model))
+    # A provider or model taken out above (not a table) still counts as named: no second problem.
+    names = set(settings.providers) | {k.split(".")[1] for k in removed if k.startswith("providers.")}
+    model_names = set(settings.models) | {k.split(".")[1] for k in removed if k.startswith("models.")}
     for model_name, model in settings.models.items():
         if not model.deployments and not (model.provider and model.model):
             for leaf in ("provider", "model"):
@@ -563,15 +680,16 @@ def validate_config(
             if dep.provider not in names:
                 where = f"deployments[{i}].provider" if len(model.deployments) > 1 else "provider"
                 problems.append(
-                    f"models.{model_name}.{where}: no provider named {dep.provider!r}. "
+                    f"models.{model_name}.{where}: no provider named {dep.provider!r}."
+                    f"{did_you_mean(dep.provider, sorted(names))} "
                     f"Configured providers: {', '.join(sorted(names))}. Fix: add [providers.{dep.provider}] "
                     "or correct the name."
                 )
         for fb in model.fallbacks:
-            if fb not in settings.models:
+            if fb not in model_names:
                 problems.append(
-                    f"models.{model_name}.fallbacks: {fb!r} is not a configured model. "
-                    f"Fix: use one of {', '.join(sorted(settings.models))}."
+                    f"models.{model_name}.fallbacks: {fb!r} is not a configured model."
+                    f"{did_you_mean(fb, sorted(model_names))} Fix: use one of {', '.join(sorted(model_names))}."
                 )
     known_keys = set(settings.server.api_keys)
     for label, override in settings.server.limits.keys.items():
@@ -583,7 +701,8 @@ def validate_config(
     dp = settings.router.default_provider
     if dp is not None and dp not in names:
         problems.append(
-            f"router.default_provider: no provider named {dp!r}. Configured providers: {', '.join(sorted(names))}."
+            f"router.default_provider: no provider named {dp!r}.{did_you_mean(dp, sorted(names))} "
+            f"Configured providers: {', '.join(sorted(names))}."
         )
     if problems:
         raise ConfigError(problems)
@@ -606,15 +725,13 @@ def _validate_providers(
         reg = registry.providers.get(ptype)
         if reg is None:
             problems.append(
-                f"providers.{name}.type: unknown provider type {ptype!r}. Installed types: "
-                f"{known}. Fix: pip install modelmux-provider-{ptype} (then check `modelmux "
-                "plugins`), or correct the type."
+                _unknown_name("provider type", f"providers.{name}.type", str(ptype), list(registry.provider_types()))
             )
             continue
         try:
             out[name] = reg.settings_model.model_validate(table)  # type: ignore[assignment]
         except ValidationError as exc:
-            problems.extend(format_validation_error(exc, f"providers.{name}", path))
+            problems.extend(format_validation_error(exc, f"providers.{name}", path, reg.settings_model))
     return out
 
 

@@ -1,9 +1,8 @@
 """The host's upstream HTTP client and the one place transport failures become ModelMux errors.
 
 One pooled ``aiohttp.ClientSession`` per process, opened in the app's lifespan and
-handed to providers as ``host.http``. aiohttp was chosen by measurement
-(docs/performance.md): at 32 concurrent requests a bare forwarder on it used about
-a tenth of the CPU per request of one on httpx's default transport.
+handed to providers as ``host.http``. aiohttp was chosen by measurement: it had the
+lowest CPU per request of the clients compared (docs/performance.md, "The upstream client: aiohttp, not httpx").
 """
 
 from __future__ import annotations

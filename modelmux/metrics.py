@@ -1,4 +1,4 @@
-"""Prometheus metrics (names fixed by CONTRACT.md section 7).
+"""Prometheus metrics: names, labels and meanings in docs/observability.md ("Metrics").
 
 Label values are bounded: ``endpoint`` is the route template (``unmatched`` for
 unknown paths), ``model`` a configured ``[models]`` name, or ``PROVIDER/*`` for

@@ -1,7 +1,7 @@
 """Request rules declared once, as pydantic models, and checked two ways.
 
-Building pydantic models for every request costs about 1.5 µs a chat message (200 µs for a
-150-message conversation, more than parsing its JSON). So ``Rules`` compiles, from the same
+Building pydantic models for every request costs more than parsing its JSON for a long
+conversation (docs/performance.md, "Profile": request validation). So ``Rules`` compiles, from the same
 model, a plain-Python check that only answers "valid or not" on the JSON the client sent; the
 model itself runs only when that check says no, to name the problem in the 400 (or to accept
 what the fast check could not judge). The fast check may be stricter than the model, never

@@ -102,7 +102,7 @@ def test_a_container_needs_no_file() -> None:
     [
         ("[server]\nport = 'abc'\n", ["server.port", "'abc'", "MODELMUX_SERVER__PORT"]),
         ("[server]\nprot = 1\n", ["server.prot", "unknown setting"]),
-        ("[providers.x]\ntype = 'nosuch'\n", ["providers.x.type", "'nosuch'", "pip install modelmux-provider-nosuch"]),
+        ("[providers.x]\ntype = 'nosuch'\n", ["providers.x.type", "'nosuch'", "docs/plugins.md"]),
         ("[providers.x]\nbase = 1\n", ["providers.x.type: missing", "echo"]),
         ("[providers.x]\ntype = 'echo'\ndelay_ms = -5\n", ["providers.x.delay_ms", "-5"]),
         (ECHO + "[models.z]\nprovider = 'ghost'\nmodel = 'y'\n", ["models.z.provider", "'ghost'", "[providers.ghost]"]),
@@ -155,3 +155,14 @@ def test_secret_values_are_collected_for_log_scrubbing() -> None:
     )
     # a header value, and the credential after its scheme when it is long enough to be one
     assert found == {"sk-1", "Bearer t", "Basic dXNlcjpwYXNzd29yZA==", "dXNlcjpwYXNzd29yZA==", "pw"}
+
+
+def test_a_bad_value_deep_in_a_list_is_reported_once(isolated: Path) -> None:
+    # The bad weight is set aside, not its model: no second problem about the same model.
+    path = isolated / "bad.toml"
+    path.write_text(
+        ECHO + "[models.z]\ndeployments = [{provider = 'e', model = 'm', weight = 0}]\nfallbacks = ['gone']\n"
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config(path, REGISTRY)
+    assert [p.split(": ", 1)[0] for p in info.value.problems] == ["models.z.deployments.0.weight", "models.z.fallbacks"]

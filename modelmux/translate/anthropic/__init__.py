@@ -1,8 +1,9 @@
 """OpenAI Chat Completions <-> Anthropic Messages, both directions, streaming included.
 
-Used by every provider that speaks Anthropic Messages (Claude on Vertex AI, Bedrock
-InvokeModel, the Anthropic API). Transport is the caller's: it adds what its
-upstream needs (``anthropic_version``, ``model``, URL, auth) to ``plan.body``.
+For a provider whose upstream speaks Anthropic Messages: the bundled Vertex AI provider
+(Claude), and any Anthropic-API upstream a plugin adds (exported by ``modelmux.plugin``).
+Transport is the caller's: it adds what its upstream needs (``anthropic_version``,
+``model``, URL, auth) to ``plan.body``.
 
     plan = await to_anthropic(body, images=host.images)
     body = {"anthropic_version": "vertex-2023-10-16", **plan.body}
