@@ -260,7 +260,10 @@ class Readiness:
         except TimeoutError:
             ok, detail = False, f"provider {provider.name}: readiness check timed out after {READY_TIMEOUT:.0f}s"
         except Exception as exc:
-            ok, detail = False, f"provider {provider.name}: {getattr(exc, 'message', None) or exc}"
+            message = str(getattr(exc, "message", None) or exc)
+            # ModelMux's errors already start with "provider NAME: ": say it once.
+            named = message.startswith(f"provider {provider.name}")
+            ok, detail = False, message if named else f"provider {provider.name}: {message}"
         return _Probe(ok, scrub(detail) if detail else None, time.monotonic())
 
     @staticmethod

@@ -9,7 +9,7 @@ import openai
 
 from modelmux import __version__
 from modelmux.health import HIDDEN
-from modelmux.testing import LoopbackServer, run_gateway
+from modelmux.testing import LoopbackServer, free_port, run_gateway
 
 
 def _config(
@@ -150,3 +150,13 @@ def test_without_keys_details_show_only_on_a_loopback_server(upstream: LoopbackS
     with run_gateway(_config(upstream, h, 0, state="silent"), plugins=h.plugins) as gw:  # 127.0.0.1
         ready = httpx.get(f"{gw.root}/health/ready")
     assert "state store does not answer" in ready.json()["problems"]["state"]
+
+
+def test_a_probe_error_names_its_provider_once(upstream: LoopbackServer, h: Any) -> None:
+    config = _config(upstream, h, 0, requires="all")
+    config["providers"]["up"]["base_url"] = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens
+    with run_gateway(config, plugins=h.plugins) as gw:
+        r = httpx.get(f"{gw.root}/health/ready")
+    assert r.status_code == 503
+    why = r.json()["problems"]["up"]
+    assert why.startswith("provider up: cannot connect to 127.0.0.1:") and why.count("provider up") == 1, why
