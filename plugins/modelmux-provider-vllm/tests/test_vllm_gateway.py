@@ -162,6 +162,12 @@ def test_models_command_lists_the_upstream_models(gateway: RunningGateway) -> No
 
 
 def test_doctor_command_reports_the_upstream(gateway: RunningGateway) -> None:
-    result = CliRunner().invoke(cli, ["doctor", "--config", str(gateway.config_path)])
-    assert result.exit_code == 0, result.output
-    assert "upstream reachable" in result.output
+    # The fake lists two models; the fault-triggering ids of this configuration (broken, slow, ...)
+    # are not among them, and doctor says so model by model.
+    result = CliRunner().invoke(cli, ["doctor", "--config", str(gateway.config_path)], env={"COLUMNS": "250"})
+    assert result.exit_code == 1, result.output
+    lines = result.output.splitlines()
+    assert any("ok" in line and "upstream reachable" in line for line in lines), result.output
+    failed = {line.split("│")[3].strip() for line in lines if "FAIL" in line}
+    assert "model broken exists upstream" in failed and "model slow exists upstream" in failed
+    assert not any("Llama-3.1-8B-Instruct" in name for name in failed)  # the one it serves passes
