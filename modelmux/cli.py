@@ -34,9 +34,8 @@ def _console(stderr: bool = False) -> Console:
     from rich.console import Console
 
     console = Console(stderr=stderr)
-    if not console.is_terminal and not os.environ.get("COLUMNS"):
-        console = Console(stderr=stderr, width=PIPE_WIDTH)
-    return console
+    # Not COLUMNS either: a pipe has no width, and a parent process's readline exports COLUMNS.
+    return console if console.is_terminal else Console(stderr=stderr, width=PIPE_WIDTH)
 
 
 def _table(*headers: str) -> Table:

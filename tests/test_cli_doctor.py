@@ -109,7 +109,8 @@ def test_doctor_shows_bracketed_names_as_written(tmp_path: Path) -> None:
 
 
 def test_plugins_and_models_never_cut_names_on_a_pipe(tmp_path: Path) -> None:
-    plugins = run(tmp_path, "plugins")
+    # COLUMNS too is no width for a pipe (a parent's readline exports it): still nothing cut or wrapped.
+    plugins = run(tmp_path, "plugins", COLUMNS="60")
     assert plugins.returncode == 0, plugins.stdout + plugins.stderr
     for package in ("modelmux-provider-azure", "modelmux-provider-bedrock", "modelmux-provider-vertex"):
         assert package in plugins.stdout
