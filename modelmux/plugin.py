@@ -81,10 +81,15 @@ from modelmux.translate.anthropic import (
     to_anthropic,
 )
 from modelmux.translate.chunks import Chunks
-from modelmux.translate.unsupported import refuse_tool_choice_without_tools, refuse_unsupported
+from modelmux.translate.unsupported import (
+    UNSUPPORTED_UNLESS_DEFAULT,
+    refuse_tool_choice_without_tools,
+    refuse_unsupported,
+)
 
 __all__ = [
     "DEFAULT_MAX_TOKENS",
+    "UNSUPPORTED_UNLESS_DEFAULT",
     "AnthropicPlan",
     "AnthropicStream",
     "Cache",

@@ -1,26 +1,65 @@
 """Test support for ModelMux and its plugins: contract suites, loopback servers, spec checks.
 
-Needs the ``test`` extra (pytest, pytest-asyncio, jsonschema, openai).
+With ``modelmux.plugin``, the only host modules a plugin's tests import. Installing ModelMux
+also installs a pytest plugin (``modelmux.testing.fixtures``): the ``host``, ``provider``,
+``store``, ``cache`` and ``serve_upstream`` fixtures. Needs the ``test`` extra (pytest,
+pytest-asyncio, jsonschema, openai).
+
+The names load on first use, so the pytest plugin costs nothing in a test run that uses none
+of them (and needs none of the test extra's libraries).
 """
 
-from modelmux.testing.contracts import CacheContract, ProviderContract, StateStoreContract
-from modelmux.testing.openapi import validate
-from modelmux.testing.servers import (
-    LoopbackServer,
-    RunningGateway,
-    free_port,
-    run_gateway,
-    serve_aiohttp,
-)
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from modelmux.testing.config import ConfigError, cli, load_config
+    from modelmux.testing.contracts import CacheContract, ProviderContract, StateStoreContract
+    from modelmux.testing.fixtures import upstream_fixture
+    from modelmux.testing.openapi import spec, validate
+    from modelmux.testing.servers import LoopbackServer, RunningGateway, free_port, run_gateway, serve_aiohttp
+
+_WHERE = {
+    "CacheContract": "contracts",
+    "ConfigError": "config",
+    "LoopbackServer": "servers",
+    "ProviderContract": "contracts",
+    "RunningGateway": "servers",
+    "StateStoreContract": "contracts",
+    "cli": "config",
+    "free_port": "servers",
+    "load_config": "config",
+    "run_gateway": "servers",
+    "serve_aiohttp": "servers",
+    "spec": "openapi",
+    "upstream_fixture": "fixtures",
+    "validate": "openapi",
+}
 
 __all__ = [
     "CacheContract",
+    "ConfigError",
     "LoopbackServer",
     "ProviderContract",
     "RunningGateway",
     "StateStoreContract",
+    "cli",
     "free_port",
+    "load_config",
     "run_gateway",
     "serve_aiohttp",
+    "spec",
+    "upstream_fixture",
     "validate",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'modelmux.testing' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"modelmux.testing.{module}"), name)
+    globals()[name] = value
+    return value

@@ -1,39 +1,35 @@
 """Contract test suites every provider, state store and cache must pass.
 
-Subclass one in your plugin's tests and give it its fixture; pytest collects the
-subclass (name it ``Test...``), not these bases. With pytest-asyncio in auto mode::
+Subclass one in your plugin's tests and give it what it tests; pytest collects the
+subclass (name it ``Test...``), not these bases. The suites use the fixtures of the
+``modelmux.testing`` pytest plugin (``modelmux.testing.fixtures``): ``provider``, ``store`` and
+``cache``, made from ``provider_config`` / ``store_config`` / ``cache_config`` through the
+factory your plugin registered. With pytest-asyncio in auto mode::
 
     from modelmux.testing import StateStoreContract
 
     class TestMyStore(StateStoreContract):
         @pytest.fixture
-        async def store(self):
-            s = MyStore(MySettings(ttl_seconds=60))
-            yield s
-            await s.aclose()
+        def store_config(self):
+            return {"backend": "mystore", "ttl_seconds": 60}
 
-For providers, override ``provider`` (an async fixture yielding a started
-provider; use the ``host`` fixture for the pooled client) and, if your upstream
+A class may instead define ``provider`` / ``store`` / ``cache`` itself (an async fixture
+yielding a started one; ``host`` gives a provider the pooled client) and, if its upstream
 needs it, ``chat_body``. A provider that serves embeddings sets ``embedding_model``
-(an upstream model id its fake embeds); one that does not is checked to refuse
-them with a 400.
+(an upstream model id its fake embeds); one that does not is checked to refuse them with a 400.
 """
 
 from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
-from modelmux.config import ServerSettings
 from modelmux.embeddings import decode_base64
 from modelmux.errors import InvalidRequestError
-from modelmux.http import open_client
-from modelmux.images import ImageFetcher
-from modelmux.provider import Check, Completion, EventStream, Host, Provider, UpstreamRequest
+from modelmux.provider import Check, Completion, EventStream, Provider, UpstreamRequest
 from modelmux.sse import SSEParser
 from modelmux.stores import KeyValueStore, StateStore
 from modelmux.testing.openapi import validate
@@ -48,19 +44,6 @@ class ProviderContract:
     #: An upstream model that serves embeddings; None: the provider serves none (``embeddings()``
     #: must then be the host's 400 naming ``model``).
     embedding_model: str | None = None
-
-    @pytest.fixture
-    async def host(self) -> AsyncIterator[Host]:
-        http = open_client()
-        images = ImageFetcher()
-        yield Host(http=http, server=ServerSettings(), images=images)
-        await http.close()
-        await images.aclose()
-
-    @pytest.fixture
-    async def provider(self, host: Host) -> AsyncIterator[Provider]:
-        raise NotImplementedError("override the provider fixture in your subclass")
-        yield  # pragma: no cover
 
     @pytest.fixture
     def chat_body(self) -> dict[str, Any]:
@@ -232,12 +215,7 @@ class _KeyValueContract:
 
 
 class StateStoreContract(_KeyValueContract):
-    """Override the ``store`` fixture with a fresh ``StateStore``."""
-
-    @pytest.fixture
-    async def store(self) -> AsyncIterator[StateStore]:
-        raise NotImplementedError("override the store fixture in your subclass")
-        yield  # pragma: no cover
+    """Give it a fresh ``StateStore``: a ``store_config`` fixture, or a ``store`` fixture of its own."""
 
     @pytest.fixture
     def kv(self, store: StateStore) -> StateStore:
@@ -261,12 +239,7 @@ class StateStoreContract(_KeyValueContract):
 
 
 class CacheContract(_KeyValueContract):
-    """Override the ``cache`` fixture with a fresh ``Cache``."""
-
-    @pytest.fixture
-    async def cache(self) -> AsyncIterator[KeyValueStore]:
-        raise NotImplementedError("override the cache fixture in your subclass")
-        yield  # pragma: no cover
+    """Give it a fresh ``Cache``: a ``cache_config`` fixture, or a ``cache`` fixture of its own."""
 
     @pytest.fixture
     def kv(self, cache: KeyValueStore) -> KeyValueStore:

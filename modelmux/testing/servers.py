@@ -13,7 +13,7 @@ import socket
 import tempfile
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,6 +40,12 @@ class LoopbackServer:
     requests: list[dict[str, Any]] = field(default_factory=list)
     #: The application served (tests steer a fake upstream through its state).
     app: web.Application | None = None
+    _stop: Callable[[], None] | None = field(default=None, repr=False)
+
+    def stop(self) -> None:
+        """Take the server down now (an upstream that went away); stopping twice is harmless."""
+        if self._stop is not None:
+            self._stop()
 
 
 SERVER_KEY: web.AppKey[LoopbackServer] = web.AppKey("modelmux_server", LoopbackServer)
@@ -88,11 +94,17 @@ def serve_aiohttp(app: web.Application) -> Iterator[LoopbackServer]:
     thread.start()
     if not started.wait(10):
         raise RuntimeError("fake upstream did not start")
+
+    def stop() -> None:
+        if thread.is_alive():
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(10)
+
+    server._stop = stop
     try:
         yield server
     finally:
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
+        stop()
 
 
 @dataclass

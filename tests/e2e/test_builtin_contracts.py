@@ -4,53 +4,48 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from modelmux.default_plugins.disk import DiskSettings, DiskStore
-from modelmux.default_plugins.echo import EchoProvider, EchoSettings
 from modelmux.default_plugins.memory import MemorySettings, MemoryStore
-from modelmux.provider import Host
 from modelmux.stores import StateStore
 from modelmux.testing import CacheContract, ProviderContract, StateStoreContract
 
 
 class TestEchoProvider(ProviderContract):
+    """Made by the ``provider`` fixture of modelmux.testing from the table, as the gateway makes it."""
+
     embedding_model = "echo"
 
     @pytest.fixture
-    async def provider(self, host: Host) -> AsyncIterator[EchoProvider]:
-        p = EchoProvider("echo", EchoSettings(), host)
-        yield p
-        await p.aclose()
+    def provider_config(self) -> dict[str, Any]:
+        return {"type": "echo"}
 
 
 class TestMemoryStateStore(StateStoreContract):
     @pytest.fixture
-    async def store(self) -> AsyncIterator[MemoryStore]:
-        yield MemoryStore(MemorySettings(ttl_seconds=60))
+    def store_config(self) -> dict[str, Any]:
+        return {"backend": "memory", "ttl_seconds": 60}
 
 
 class TestMemoryCache(CacheContract):
     @pytest.fixture
-    async def cache(self) -> AsyncIterator[MemoryStore]:
-        yield MemoryStore(MemorySettings(ttl_seconds=60))
+    def cache_config(self) -> dict[str, Any]:
+        return {"backend": "memory", "ttl_seconds": 60}
 
 
 class TestDiskStateStore(StateStoreContract):
     @pytest.fixture
-    async def store(self, tmp_path: Path) -> AsyncIterator[DiskStore]:
-        s = DiskStore(DiskSettings(ttl_seconds=60, path=str(tmp_path)))
-        yield s
-        await s.aclose()
+    def store_config(self, tmp_path: Path) -> dict[str, Any]:
+        return {"backend": "disk", "ttl_seconds": 60, "path": str(tmp_path)}
 
 
 class TestDiskCache(CacheContract):
     @pytest.fixture
-    async def cache(self, tmp_path: Path) -> AsyncIterator[DiskStore]:
-        s = DiskStore(DiskSettings(ttl_seconds=60, path=str(tmp_path), namespace="cache"))
-        yield s
-        await s.aclose()
+    def cache_config(self, tmp_path: Path) -> dict[str, Any]:
+        return {"backend": "disk", "ttl_seconds": 60, "path": str(tmp_path)}
 
 
 class _MinimalStore(StateStore):

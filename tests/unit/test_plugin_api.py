@@ -24,11 +24,13 @@ PUBLIC = {"modelmux.plugin", "modelmux.testing"}
 
 
 def plugin_sources() -> list[Path]:
-    """Every Python file of the bundled plugins' packages (built copies and egg-info left out)."""
+    """Every Python file of the bundled plugins, their tests included (build copies left out)."""
     files = []
-    for package in sorted(ROOT.glob("plugins/*/modelmux_*")):
-        if package.is_dir() and not package.name.endswith(".egg-info"):
-            files += sorted(package.rglob("*.py"))
+    for plugin in sorted(ROOT.glob("plugins/*")):
+        for path in sorted(plugin.rglob("*.py")):
+            parts = path.relative_to(plugin).parts
+            if not any(part == "build" or part.endswith(".egg-info") or part.startswith(".") for part in parts):
+                files.append(path)
     return files
 
 
@@ -46,9 +48,11 @@ def host_imports(path: Path) -> list[tuple[int, str]]:
     return found
 
 
-def test_the_scan_sees_every_bundled_plugin() -> None:
-    packages = {p.parent.parent.name for p in plugin_sources()}
-    assert packages == {p.name for p in ROOT.glob("plugins/*") if (p / "pyproject.toml").exists()}
+def test_the_scan_sees_every_bundled_plugin_and_its_tests() -> None:
+    files = plugin_sources()
+    plugins = {p.name for p in ROOT.glob("plugins/*") if (p / "pyproject.toml").exists()}
+    assert {p.relative_to(ROOT).parts[1] for p in files} == plugins
+    assert {p.relative_to(ROOT).parts[1] for p in files if p.name == "conftest.py"} == plugins
 
 
 def test_bundled_plugins_import_only_the_public_api() -> None:
@@ -70,7 +74,8 @@ def test_every_exported_name_exists_and_nothing_else_is_public() -> None:
     strays = {
         name
         for name in vars(modelmux.plugin)
-        if not name.startswith("_") and name not in exported and name != "annotations"
+        # (pytest's assertion rewriting adds "@py_..." names to the modules of its plugins' packages)
+        if name.isidentifier() and not name.startswith("_") and name not in exported and name != "annotations"
     }
     assert not strays, f"public names of modelmux.plugin missing from __all__: {sorted(strays)}"
 

@@ -11,14 +11,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 import pytest
 from aiohttp import web
 
-from modelmux.testing import LoopbackServer, serve_aiohttp
+from modelmux.testing import LoopbackServer, upstream_fixture
 
 API_KEY = "azure-key-123"
 API_VERSION = "2024-10-21"
@@ -308,13 +308,10 @@ def make_app() -> web.Application:
     return app
 
 
-@pytest.fixture(scope="module")
-def fake_azure() -> Iterator[LoopbackServer]:
-    with serve_aiohttp(make_app()) as server:
-        yield server
+fake_azure = upstream_fixture(make_app)
 
 
 @pytest.fixture
-def start_fake_azure() -> Any:
-    """``start_fake_azure()`` -> a context manager serving a fresh fake; leaving it takes the fake down."""
-    return lambda: serve_aiohttp(make_app())
+def start_fake_azure(serve_upstream: Callable[[web.Application], LoopbackServer]) -> Callable[[], LoopbackServer]:
+    """``start_fake_azure()``: a fresh fake for one test; ``fake.stop()`` takes it down before the end."""
+    return lambda: serve_upstream(make_app())

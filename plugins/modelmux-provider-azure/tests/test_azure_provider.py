@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import tomllib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,13 +13,16 @@ import pytest
 from modelmux_provider_azure.plugin import render_preset
 from modelmux_provider_azure.provider import AzureProvider, AzureSettings, responses_supported
 
-from modelmux.config import ConfigError, ServerSettings, load_config
-from modelmux.errors import ModelMuxError, UpstreamAuthError
-from modelmux.http import open_client
-from modelmux.images import ImageFetcher
-from modelmux.plugins import load_plugins
-from modelmux.provider import Completion, EventStream, Host, RawEventStream, UpstreamRequest
-from modelmux.testing import LoopbackServer, ProviderContract, RunningGateway, run_gateway
+from modelmux.plugin import (
+    Completion,
+    EventStream,
+    Host,
+    ModelMuxError,
+    RawEventStream,
+    UpstreamAuthError,
+    UpstreamRequest,
+)
+from modelmux.testing import ConfigError, LoopbackServer, ProviderContract, RunningGateway, load_config, run_gateway
 
 API_KEY = "azure-key-123"
 API_VERSION = "2024-10-21"
@@ -35,24 +38,13 @@ def req(body: dict[str, Any], deployment: str = "gpt-4o-prod") -> UpstreamReques
     return UpstreamRequest(body, deployment, str(body.get("model")), bool(body.get("stream")), "r1")
 
 
-@pytest.fixture
-async def host() -> AsyncIterator[Host]:
-    http = open_client()
-    images = ImageFetcher()
-    yield Host(http=http, server=ServerSettings(), images=images)
-    await http.close()
-    await images.aclose()
-
-
 class TestAzureClassicContract(ProviderContract):
     upstream_model = "gpt-4o-prod"
     embedding_model = "embed-small-prod"
 
     @pytest.fixture
-    async def provider(self, host: Host, fake_azure: LoopbackServer) -> AsyncIterator[AzureProvider]:
-        p = make(fake_azure.url, host, api_version=API_VERSION)
-        yield p
-        await p.aclose()
+    def provider_config(self, fake_azure: LoopbackServer) -> dict[str, Any]:
+        return {"type": "azure", "endpoint": fake_azure.url, "api_key": API_KEY, "api_version": API_VERSION}
 
 
 class TestAzureV1Contract(ProviderContract):
@@ -60,10 +52,8 @@ class TestAzureV1Contract(ProviderContract):
     embedding_model = "embed-small-prod"
 
     @pytest.fixture
-    async def provider(self, host: Host, fake_azure: LoopbackServer) -> AsyncIterator[AzureProvider]:
-        p = make(fake_azure.url, host)
-        yield p
-        await p.aclose()
+    def provider_config(self, fake_azure: LoopbackServer) -> dict[str, Any]:
+        return {"type": "azure", "endpoint": fake_azure.url, "api_key": API_KEY}
 
 
 async def test_classic_path_query_and_key(host: Host, fake_azure: LoopbackServer) -> None:
@@ -219,7 +209,7 @@ def test_preset_reads_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path:
     assert "k" != data["providers"]["azure"]["api_key"]  # a reference, never the secret itself
     path = tmp_path / "modelmux.toml"
     path.write_text(text)
-    cfg = load_config(path, load_plugins().registry)
+    cfg = load_config(path)
     assert isinstance(cfg.providers["azure"], AzureSettings)
 
 
@@ -227,7 +217,7 @@ def test_config_error_names_the_key_and_fix(tmp_path: Path) -> None:
     path = tmp_path / "modelmux.toml"
     path.write_text('[providers.az]\ntype = "azure"\nendpoint = "https://r.openai.azure.com"\n')
     with pytest.raises(ConfigError, match=r"providers\.az.*api_key: missing.*auth = \"entra\""):
-        load_config(path, load_plugins().registry)
+        load_config(path)
 
 
 # End to end: the official openai SDK through the real gateway.

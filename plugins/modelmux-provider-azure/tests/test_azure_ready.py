@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any
 
 import httpx
@@ -28,24 +27,24 @@ def _config(url: str, api_version: str | None, api_key: str = API_KEY) -> dict[s
 def test_ready_while_the_resource_answers_and_503_when_it_is_down(
     start_fake_azure: Any, api_version: str | None, path: str
 ) -> None:
-    with contextlib.ExitStack() as upstream:
-        fake = upstream.enter_context(start_fake_azure())
-        with run_gateway(_config(fake.url, api_version)) as gw:
-            up = httpx.get(f"{gw.root}/health/ready")
-            assert up.status_code == 200, up.text
-            probe = [r for r in fake.requests if r["path"].split("?")[0] == path][-1]
-            assert probe["headers"]["api-key"] == API_KEY
-            assert ("api-version=" in probe["path"]) == (api_version is not None)
-            assert not any("chat/completions" in r["path"] for r in fake.requests)
+    fake = start_fake_azure()
+    with run_gateway(_config(fake.url, api_version)) as gw:
+        up = httpx.get(f"{gw.root}/health/ready")
+        assert up.status_code == 200, up.text
+        probe = [r for r in fake.requests if r["path"].split("?")[0] == path][-1]
+        assert probe["headers"]["api-key"] == API_KEY
+        assert ("api-version=" in probe["path"]) == (api_version is not None)
+        assert not any("chat/completions" in r["path"] for r in fake.requests)
 
-            upstream.close()
-            down = httpx.get(f"{gw.root}/health/ready")
-            assert down.status_code == 503
-            assert "cannot connect" in down.json()["problems"]["azure"]
+        fake.stop()
+        down = httpx.get(f"{gw.root}/health/ready")
+        assert down.status_code == 503
+        assert "cannot connect" in down.json()["problems"]["azure"]
 
 
 def test_a_wrong_key_is_not_ready(start_fake_azure: Any) -> None:
-    with start_fake_azure() as fake, run_gateway(_config(fake.url, "2024-10-21", api_key="nope")) as gw:
+    fake = start_fake_azure()
+    with run_gateway(_config(fake.url, "2024-10-21", api_key="nope")) as gw:
         down = httpx.get(f"{gw.root}/health/ready")
         assert down.status_code == 503
         assert "providers.azure.api_key" in down.json()["problems"]["azure"]

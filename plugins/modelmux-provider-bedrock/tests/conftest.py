@@ -24,7 +24,7 @@ import re
 import struct
 import time
 import zlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import SimpleNamespace
@@ -38,11 +38,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from modelmux.config import ServerSettings
-from modelmux.http import open_client
-from modelmux.images import ImageFetcher
-from modelmux.provider import Host
-from modelmux.testing import LoopbackServer, RunningGateway, run_gateway, serve_aiohttp
+from modelmux.testing import LoopbackServer, RunningGateway, run_gateway, upstream_fixture
 
 REGION = "us-west-2"
 ACCESS_KEY = "AKIAMODELMUXTEST0001"
@@ -413,10 +409,7 @@ def make_app() -> web.Application:
     return app
 
 
-@pytest.fixture(scope="module")
-def fake_bedrock() -> Iterator[LoopbackServer]:
-    with serve_aiohttp(make_app()) as server:
-        yield server
+fake_bedrock = upstream_fixture(make_app)
 
 
 @pytest.fixture
@@ -447,12 +440,9 @@ def bedrock_wire() -> SimpleNamespace:
 
 
 @pytest.fixture
-async def host() -> AsyncIterator[Host]:
-    http = open_client()
-    images = ImageFetcher(["127.0.0.1"])
-    yield Host(http=http, server=ServerSettings(), images=images)
-    await http.close()
-    await images.aclose()
+def server_settings() -> dict[str, Any]:
+    """The ``host`` fixture's server settings: image URLs on loopback (the fake's) may be fetched."""
+    return {"url_fetch_allow": ["127.0.0.1"]}
 
 
 def gateway_config(fake: LoopbackServer, **provider: Any) -> dict[str, Any]:
@@ -492,6 +482,6 @@ def config_for_fake() -> Any:
 
 
 @pytest.fixture
-def start_fake_bedrock() -> Any:
-    """``start_fake_bedrock()`` -> a context manager serving a fresh fake; leaving it takes the fake down."""
-    return lambda: serve_aiohttp(make_app())
+def start_fake_bedrock(serve_upstream: Callable[[web.Application], LoopbackServer]) -> Callable[[], LoopbackServer]:
+    """``start_fake_bedrock()``: a fresh fake for one test; ``fake.stop()`` takes it down before the end."""
+    return lambda: serve_upstream(make_app())

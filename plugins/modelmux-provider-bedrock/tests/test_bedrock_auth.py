@@ -14,8 +14,7 @@ from modelmux_provider_bedrock.auth import MissingRegionError
 from modelmux_provider_bedrock.provider import BedrockProvider
 from modelmux_provider_bedrock.settings import BedrockSettings
 
-from modelmux.errors import UpstreamAuthError
-from modelmux.provider import Completion, Host, UpstreamRequest
+from modelmux.plugin import Completion, Host, UpstreamAuthError, UpstreamRequest
 from modelmux.testing import LoopbackServer, free_port
 
 BODY = {"model": "nova", "messages": [{"role": "user", "content": "who signs?"}]}

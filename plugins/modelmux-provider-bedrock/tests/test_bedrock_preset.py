@@ -12,8 +12,7 @@ import tomli_w
 from click.testing import CliRunner
 from modelmux_provider_bedrock.preset import detect, render
 
-from modelmux.cli import main
-from modelmux.testing import LoopbackServer
+from modelmux.testing import LoopbackServer, cli
 
 
 @pytest.fixture
@@ -49,7 +48,7 @@ def test_config_init_writes_a_valid_config_from_the_environment(tmp_path: Path, 
     env = {**clean_env, "AWS_PROFILE": "team", "AWS_REGION": "eu-west-1"}
     runner = CliRunner()
     result = runner.invoke(
-        main, ["config", "init", "--preset", "bedrock", "--non-interactive", "--output", str(out)], env=env
+        cli(), ["config", "init", "--preset", "bedrock", "--non-interactive", "--output", str(out)], env=env
     )
     assert result.exit_code == 0, result.output
     data = tomllib.loads(out.read_text())
@@ -61,7 +60,7 @@ def test_config_init_writes_a_valid_config_from_the_environment(tmp_path: Path, 
         "max_retries": 2,
     }
     assert data["models"]["claude-sonnet"]["model"].startswith("eu.anthropic.claude-sonnet")
-    check = runner.invoke(main, ["config", "validate", "--config", str(out)], env=env)
+    check = runner.invoke(cli(), ["config", "validate", "--config", str(out)], env=env)
     assert check.exit_code == 0, check.output
 
 
@@ -73,7 +72,7 @@ def test_doctor_passes_against_a_reachable_bedrock_and_fails_with_fixes(
     config["state"] = {"backend": "memory"}
     path.write_text(tomli_w.dumps(config))
     runner = CliRunner()
-    ok = runner.invoke(main, ["doctor", "--config", str(path)], env=clean_env)
+    ok = runner.invoke(cli(), ["doctor", "--config", str(path)], env=clean_env)
     assert ok.exit_code == 0, ok.output
     assert "credentials found" in ok.output and "endpoint reachable" in ok.output
 
@@ -81,10 +80,10 @@ def test_doctor_passes_against_a_reachable_bedrock_and_fails_with_fixes(
     del table["aws_access_key_id"], table["aws_secret_access_key"]
     table["endpoint_url"] = "http://127.0.0.1:9"  # discard port: nothing listens
     path.write_text(tomli_w.dumps(config))
-    bad = runner.invoke(main, ["doctor", "--config", str(path)], env=clean_env)
+    bad = runner.invoke(cli(), ["doctor", "--config", str(path)], env=clean_env)
     assert bad.exit_code != 0
     # Rich wraps table cells at the runner's width: look for the words, not the line.
     words = set(re.sub(r"[│┃|]", " ", bad.output).split())
     assert {"FAIL", "fix:", "credentials", "found", "AWS_PROFILE", "reachable"} <= words, bad.output
-    auth_only = runner.invoke(main, ["troubleshoot", "auth", "--config", str(path)], env=clean_env)
+    auth_only = runner.invoke(cli(), ["troubleshoot", "auth", "--config", str(path)], env=clean_env)
     assert auth_only.exit_code != 0 and "endpoint reachable" not in auth_only.output

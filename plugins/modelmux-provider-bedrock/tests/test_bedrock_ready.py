@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any
 
 import httpx
@@ -13,17 +12,16 @@ from modelmux.testing import run_gateway
 def test_ready_while_the_endpoint_answers_and_503_when_it_is_down(
     start_fake_bedrock: Any, config_for_fake: Any
 ) -> None:
-    with contextlib.ExitStack() as upstream:
-        fake = upstream.enter_context(start_fake_bedrock())
-        config = config_for_fake(fake)
-        config["server"]["ready_check_interval_seconds"] = 0
-        config["server"]["ready_requires_providers"] = "all"
-        with run_gateway(config) as gw:
-            up = httpx.get(f"{gw.root}/health/ready")
-            assert up.status_code == 200, up.text
-            assert [r["path"] for r in fake.requests] == ["/"]  # no model was invoked
+    fake = start_fake_bedrock()
+    config = config_for_fake(fake)
+    config["server"]["ready_check_interval_seconds"] = 0
+    config["server"]["ready_requires_providers"] = "all"
+    with run_gateway(config) as gw:
+        up = httpx.get(f"{gw.root}/health/ready")
+        assert up.status_code == 200, up.text
+        assert [r["path"] for r in fake.requests] == ["/"]  # no model was invoked
 
-            upstream.close()
-            down = httpx.get(f"{gw.root}/health/ready")
-            assert down.status_code == 503
-            assert "cannot connect" in down.json()["problems"]["bedrock"]
+        fake.stop()
+        down = httpx.get(f"{gw.root}/health/ready")
+        assert down.status_code == 503
+        assert "cannot connect" in down.json()["problems"]["bedrock"]

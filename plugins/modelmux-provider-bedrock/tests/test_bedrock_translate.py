@@ -7,10 +7,7 @@ from typing import Any
 import pytest
 from modelmux_provider_bedrock.converse import STOP_REASONS, ConverseCall, to_completion, to_converse
 
-from modelmux.errors import InvalidRequestError
-from modelmux.images import ImageFetcher
-from modelmux.translate.anthropic import to_anthropic
-from modelmux.translate.unsupported import UNSUPPORTED_UNLESS_DEFAULT
+from modelmux.plugin import UNSUPPORTED_UNLESS_DEFAULT, ImageFetcher, InvalidRequestError, to_anthropic
 
 TOOL = {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}
 CALL = {"id": "c1", "type": "function", "function": {"name": "f", "arguments": '{"x": 1}'}}

@@ -26,8 +26,7 @@ from aiohttp import web
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from modelmux.testing import serve_aiohttp
-from modelmux.testing.servers import LoopbackServer
+from modelmux.testing import LoopbackServer, serve_aiohttp
 
 FIXTURES = Path(__file__).parent / "fixtures"
 PROJECT = "test-project"
@@ -349,6 +348,12 @@ def image_server() -> Iterator[LoopbackServer]:
     app.router.add_get("/cat.png", png)
     with serve_aiohttp(app) as server:
         yield server
+
+
+@pytest.fixture
+def server_settings() -> dict[str, Any]:
+    """The ``host`` fixture's server settings: image URLs on loopback (``image_server``) may be fetched."""
+    return {"url_fetch_allow": ["127.0.0.1"]}
 
 
 @pytest.fixture

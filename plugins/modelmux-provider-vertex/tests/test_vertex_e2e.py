@@ -11,8 +11,7 @@ import httpx
 import openai
 import pytest
 
-from modelmux.testing import run_gateway
-from modelmux.testing.servers import LoopbackServer
+from modelmux.testing import LoopbackServer, run_gateway
 
 WEATHER = {
     "type": "function",

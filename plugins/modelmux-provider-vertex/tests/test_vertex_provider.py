@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -14,33 +13,24 @@ from modelmux_provider_vertex.presets import render
 from modelmux_provider_vertex.provider import VertexProvider, vertex_base_url
 from modelmux_provider_vertex.settings import VertexSettings
 
-from modelmux.config import ServerSettings
-from modelmux.errors import (
+from modelmux.plugin import (
+    Completion,
+    EventStream,
+    Host,
     ModelMuxError,
     NotFoundError,
     RateLimitError,
     UpstreamAuthError,
     UpstreamError,
+    UpstreamRequest,
     UpstreamRequestError,
     UpstreamUnavailableError,
 )
-from modelmux.http import open_client
-from modelmux.images import ImageFetcher
-from modelmux.provider import Completion, EventStream, Host, UpstreamRequest
 from modelmux.testing import ProviderContract
 
 
 def make(fake: Any, host: Host, **over: Any) -> VertexProvider:
     return VertexProvider("claude", VertexSettings(**fake.provider_table(**over)), host)
-
-
-@pytest.fixture
-async def host() -> AsyncIterator[Host]:
-    http = open_client()
-    images = ImageFetcher(["127.0.0.1"])
-    yield Host(http=http, server=ServerSettings(), images=images)
-    await http.close()
-    await images.aclose()
 
 
 def req(model: str, stream: bool = False, **body: Any) -> UpstreamRequest:
@@ -62,10 +52,8 @@ class TestVertexContract(ProviderContract):
     upstream_model = "text@20250929"
 
     @pytest.fixture
-    async def provider(self, host: Host, fake_vertex: Any) -> AsyncIterator[VertexProvider]:
-        p = make(fake_vertex, host)
-        yield p
-        await p.aclose()
+    def provider_config(self, fake_vertex: Any) -> dict[str, Any]:
+        return dict(fake_vertex.provider_table(), name="claude")  # made by the registered factory
 
 
 # --- URL, body and auth ---------------------------------------------------------------------

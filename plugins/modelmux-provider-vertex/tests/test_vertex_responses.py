@@ -14,9 +14,8 @@ import openai
 import orjson
 import pytest
 
-from modelmux.sse import SSEParser
-from modelmux.testing import RunningGateway, run_gateway, validate
-from modelmux.testing.openapi import spec
+from modelmux.plugin import SSEParser
+from modelmux.testing import RunningGateway, run_gateway, spec, validate
 
 SCHEMAS = spec()["components"]["schemas"]
 EVENT_SCHEMAS = {

@@ -13,7 +13,7 @@ import hashlib
 import struct
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import orjson
@@ -344,16 +344,13 @@ def upstream_state(fake_vllm_app: web.Application) -> dict[str, Any]:
 
 
 @pytest.fixture
-def make_fake_vllm() -> Any:
+def make_fake_vllm(serve_upstream: Callable[[web.Application], LoopbackServer]) -> Any:
     """Start a fake with other auth settings: ``make_fake_vllm(api_key=None)``."""
-    import contextlib
 
-    with contextlib.ExitStack() as stack:
+    def start(api_key: str | None = API_KEY, auth_header: str = "authorization") -> LoopbackServer:
+        return serve_upstream(make_app(api_key, auth_header=auth_header))
 
-        def start(api_key: str | None = API_KEY, auth_header: str = "authorization") -> LoopbackServer:
-            return stack.enter_context(serve_aiohttp(make_app(api_key, auth_header=auth_header)))
-
-        yield start
+    return start
 
 
 def wait_for(event: threading.Event, seconds: float = 10.0) -> bool:
@@ -376,9 +373,9 @@ def expected_frames() -> Any:
 
 
 @pytest.fixture
-def start_fake_vllm() -> Any:
-    """``start_fake_vllm()`` -> a context manager serving a fresh fake; leaving it takes the fake down."""
-    return lambda: serve_aiohttp(make_app())
+def start_fake_vllm(serve_upstream: Callable[[web.Application], LoopbackServer]) -> Callable[[], LoopbackServer]:
+    """``start_fake_vllm()``: a fresh fake for one test; ``fake.stop()`` takes it down before the end."""
+    return lambda: serve_upstream(make_app())
 
 
 @pytest.fixture

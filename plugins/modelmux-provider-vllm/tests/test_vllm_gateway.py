@@ -10,8 +10,7 @@ import openai
 import pytest
 from click.testing import CliRunner
 
-from modelmux.cli import main as cli
-from modelmux.testing import LoopbackServer, RunningGateway, run_gateway
+from modelmux.testing import LoopbackServer, RunningGateway, cli, run_gateway
 
 API_KEY = "sk-vllm-test"
 MESSAGES: Any = [{"role": "user", "content": "hi"}]
@@ -156,7 +155,7 @@ def test_client_disconnect_closes_the_upstream_request(
 
 
 def test_models_command_lists_the_upstream_models(gateway: RunningGateway) -> None:
-    result = CliRunner().invoke(cli, ["models", "--provider", "vllm", "--config", str(gateway.config_path)])
+    result = CliRunner().invoke(cli(), ["models", "--provider", "vllm", "--config", str(gateway.config_path)])
     assert result.exit_code == 0, result.output
     assert "openai/gpt-oss-120b" in result.output and "meta-llama/Llama-3.1-8B-Instruct" in result.output
 
@@ -164,7 +163,7 @@ def test_models_command_lists_the_upstream_models(gateway: RunningGateway) -> No
 def test_doctor_command_reports_the_upstream(gateway: RunningGateway) -> None:
     # The fake lists two models; the fault-triggering ids of this configuration (broken, slow, ...)
     # are not among them, and doctor says so model by model.
-    result = CliRunner().invoke(cli, ["doctor", "--config", str(gateway.config_path)], env={"COLUMNS": "250"})
+    result = CliRunner().invoke(cli(), ["doctor", "--config", str(gateway.config_path)], env={"COLUMNS": "250"})
     assert result.exit_code == 1, result.output
     lines = result.output.splitlines()
     assert any("ok" in line and "upstream reachable" in line for line in lines), result.output

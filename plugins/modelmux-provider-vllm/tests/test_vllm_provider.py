@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import tomllib
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -12,11 +11,17 @@ import pytest
 from modelmux_provider_vllm.plugin import render_preset
 from modelmux_provider_vllm.provider import OpenAICompatibleProvider, OpenAICompatibleSettings
 
-from modelmux.config import ConfigError, load_config
-from modelmux.errors import ModelMuxError, UpstreamAuthError, UpstreamError
-from modelmux.plugins import load_plugins
-from modelmux.provider import Completion, EventStream, Host, RawEventStream, UpstreamRequest
-from modelmux.testing import LoopbackServer, ProviderContract, free_port
+from modelmux.plugin import (
+    Completion,
+    EventStream,
+    Host,
+    ModelMuxError,
+    RawEventStream,
+    UpstreamAuthError,
+    UpstreamError,
+    UpstreamRequest,
+)
+from modelmux.testing import ConfigError, LoopbackServer, ProviderContract, free_port, load_config
 
 API_KEY = "sk-vllm-test"
 
@@ -35,23 +40,9 @@ class TestOpenAICompatibleContract(ProviderContract):
     embedding_model = "BAAI/bge-m3"
 
     @pytest.fixture
-    async def provider(self, host: Host, fake_vllm: LoopbackServer) -> AsyncIterator[OpenAICompatibleProvider]:
-        p = make(fake_vllm.url, host)
-        yield p
-        await p.aclose()
-
-
-@pytest.fixture
-async def host() -> AsyncIterator[Host]:
-    from modelmux.config import ServerSettings
-    from modelmux.http import open_client
-    from modelmux.images import ImageFetcher
-
-    http = open_client()
-    images = ImageFetcher()
-    yield Host(http=http, server=ServerSettings(), images=images)
-    await http.close()
-    await images.aclose()
+    def provider_config(self, fake_vllm: LoopbackServer) -> dict[str, Any]:
+        # Made as the gateway makes it: through the alias "vllm" and the registered class.
+        return {"type": "vllm", "base_url": fake_vllm.url + "/v1", "api_key": API_KEY}
 
 
 async def test_body_is_the_clients_with_only_the_model_replaced(host: Host, fake_vllm: LoopbackServer) -> None:
@@ -210,7 +201,7 @@ def test_preset_detects_a_server_and_renders_a_valid_config(
     assert data["models"]["gpt-oss-120b"] == {"provider": "vllm", "model": "openai/gpt-oss-120b"}
     path = tmp_path / "modelmux.toml"
     path.write_text(text)
-    cfg = load_config(path, load_plugins().registry)
+    cfg = load_config(path)
     assert cfg.providers["vllm"].type == "openai_compatible"
 
 
@@ -224,18 +215,18 @@ def test_preset_without_a_server_says_so(monkeypatch: pytest.MonkeyPatch) -> Non
 def test_alias_type_vllm_and_bad_settings_name_the_key(tmp_path: Path) -> None:
     path = tmp_path / "modelmux.toml"
     path.write_text('[providers.local]\ntype = "vllm"\nbase_url = "http://127.0.0.1:8000/v1"\n')
-    cfg = load_config(path, load_plugins().registry)
+    cfg = load_config(path)
     assert isinstance(cfg.providers["local"], OpenAICompatibleSettings)
     path.write_text('[providers.local]\ntype = "vllm"\nbase_url = "ftp://x"\n')
     with pytest.raises(ConfigError, match=r"providers\.local\.base_url"):
-        load_config(path, load_plugins().registry)
+        load_config(path)
 
 
 @pytest.mark.parametrize("name", ["vllm-llama3.toml", "vllm-gpt-oss-120b.toml"])
 def test_example_configs_are_valid(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("VLLM_BASE_URL", raising=False)
     path = Path(__file__).resolve().parents[3] / "examples" / name
-    cfg = load_config(path, load_plugins().registry)
+    cfg = load_config(path)
     settings = cfg.providers["vllm"]
     assert isinstance(settings, OpenAICompatibleSettings) and settings.base_url == "http://localhost:8000/v1"
     assert all(m.provider == "vllm" for m in cfg.settings.models.values())

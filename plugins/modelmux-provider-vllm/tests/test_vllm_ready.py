@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any
 
 import httpx
@@ -23,24 +22,24 @@ def _config(url: str, api_key: str = API_KEY) -> dict[str, Any]:
 
 
 def test_ready_while_the_upstream_is_up_and_503_when_it_is_down(start_fake_vllm: Any) -> None:
-    with contextlib.ExitStack() as upstream:
-        fake = upstream.enter_context(start_fake_vllm())
-        with run_gateway(_config(fake.url)) as gw:
-            up = httpx.get(f"{gw.root}/health/ready")
-            assert up.status_code == 200, up.text
-            seen = [r for r in fake.requests if r["path"] == "/v1/models"]
-            assert seen and seen[-1]["headers"]["Authorization"] == f"Bearer {API_KEY}"
-            assert not any(r["path"].endswith("/chat/completions") for r in fake.requests)  # no tokens spent
+    fake = start_fake_vllm()
+    with run_gateway(_config(fake.url)) as gw:
+        up = httpx.get(f"{gw.root}/health/ready")
+        assert up.status_code == 200, up.text
+        seen = [r for r in fake.requests if r["path"] == "/v1/models"]
+        assert seen and seen[-1]["headers"]["Authorization"] == f"Bearer {API_KEY}"
+        assert not any(r["path"].endswith("/chat/completions") for r in fake.requests)  # no tokens spent
 
-            upstream.close()  # the upstream goes away
-            down = httpx.get(f"{gw.root}/health/ready")
-            assert down.status_code == 503
-            problem = down.json()["problems"]["vllm"]
-            assert "provider vllm" in problem and "cannot connect" in problem
+        fake.stop()  # the upstream goes away
+        down = httpx.get(f"{gw.root}/health/ready")
+        assert down.status_code == 503
+        problem = down.json()["problems"]["vllm"]
+        assert "provider vllm" in problem and "cannot connect" in problem
 
 
 def test_a_rejected_key_is_not_ready_and_says_how_to_fix_it(start_fake_vllm: Any) -> None:
-    with start_fake_vllm() as fake, run_gateway(_config(fake.url, api_key="sk-wrong")) as gw:
+    fake = start_fake_vllm()
+    with run_gateway(_config(fake.url, api_key="sk-wrong")) as gw:
         down = httpx.get(f"{gw.root}/health/ready")
         assert down.status_code == 503
         problem = down.json()["problems"]["vllm"]

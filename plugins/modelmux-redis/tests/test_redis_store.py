@@ -7,32 +7,27 @@ import asyncio
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
 from modelmux_redis import RedisSettings, RedisStore, RedisStoreError
 from pydantic import ValidationError
 
-from modelmux.config import ConfigError, load_config
-from modelmux.plugins import load_plugins
-from modelmux.stores import StoreSettings
-from modelmux.testing import CacheContract, StateStoreContract, free_port
+from modelmux.plugin import StoreSettings
+from modelmux.testing import CacheContract, ConfigError, StateStoreContract, free_port, load_config
 
 
 class TestRedisStateStore(StateStoreContract):
     @pytest.fixture
-    async def store(self, redis_url: str, key_prefix: str) -> AsyncIterator[RedisStore]:
-        s = RedisStore(RedisSettings(url=redis_url, key_prefix=key_prefix, ttl_seconds=60))
-        yield s
-        await s.aclose()
+    def store_config(self, redis_url: str, key_prefix: str) -> dict[str, Any]:
+        return {"backend": "redis", "url": redis_url, "key_prefix": key_prefix, "ttl_seconds": 60}
 
 
 class TestRedisCache(CacheContract):
     @pytest.fixture
-    async def cache(self, redis_url: str, key_prefix: str) -> AsyncIterator[RedisStore]:
-        s = RedisStore(RedisSettings(url=redis_url, key_prefix=key_prefix, ttl_seconds=60, namespace="cache"))
-        yield s
-        await s.aclose()
+    def cache_config(self, redis_url: str, key_prefix: str) -> dict[str, Any]:
+        return {"backend": "redis", "url": redis_url, "key_prefix": key_prefix, "ttl_seconds": 60}
 
 
 @pytest.fixture
@@ -173,7 +168,7 @@ def test_bad_url_is_a_config_error_naming_the_key_with_the_password_masked(tmp_p
     path = tmp_path / "modelmux.toml"
     path.write_text('[state]\nbackend = "redis"\nurl = "http://user:topsecret@example.com:6379"\n')
     with pytest.raises(ConfigError) as err:
-        load_config(path, load_plugins().registry)
+        load_config(path)
     text = str(err.value)
     assert "state.url" in text and "is not a Redis URL" in text
     assert "topsecret" not in text and "user:***@" in text
