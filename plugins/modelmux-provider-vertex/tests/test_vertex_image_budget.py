@@ -22,8 +22,7 @@ import pytest
 import tomli_w
 from aiohttp import web
 
-from modelmux.testing import free_port, serve_aiohttp
-from modelmux.testing.servers import LoopbackServer
+from modelmux.testing import LoopbackServer, free_port, serve_aiohttp
 
 MB = 1024 * 1024
 PEAK_LIMIT_KB = 600 * 1024
