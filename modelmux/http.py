@@ -7,13 +7,14 @@ lowest CPU per request of the clients compared (docs/performance.md, "The upstre
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any, NoReturn
 
 import aiohttp
 import aiohttp.abc
 import orjson
+from yarl import URL
 
 from modelmux.errors import (
     ModelMuxError,
@@ -204,3 +205,55 @@ def error_from_status(
             f"provider {provider}: upstream overloaded ({status}): {message}", retry_after=retry_after(headers)
         )
     return UpstreamError(f"provider {provider}: upstream error {status}: {message}", code="upstream_error")
+
+
+#: Maps an upstream's non-2xx answer (status, body, headers) to the error the client gets.
+ErrorMapper = Callable[[int, bytes, Mapping[str, str]], ModelMuxError]
+
+#: Cap on an error body read into memory (they are small; a huge one is cut, not buffered).
+MAX_ERROR_BYTES = 64 * 1024
+
+
+async def open_upstream(
+    http: aiohttp.ClientSession,
+    url: str | URL,
+    *,
+    provider: str,
+    data: bytes | aiohttp.BytesPayload | None,
+    headers: Mapping[str, str],
+    client_timeout: aiohttp.ClientTimeout,
+    errors: ErrorMapper | None = None,
+    method: str = "POST",
+    params: Mapping[str, str] | None = None,
+) -> aiohttp.ClientResponse:
+    """Send the request and return the response once its status is 2xx (body unread).
+
+    Any other status is read (at most 64 KiB) and raised as ``errors(status, body, headers)``, or
+    as ``error_from_status`` without a mapper; a transport failure as its ModelMux error. The caller
+    owns the returned response: ``read_body`` it, or ``release()``/``close()`` it when done.
+    """
+    # try/except rather than ``async with upstream_errors``: the same mapping without a generator-based
+    # context manager per call (this and ``read_body`` run for every passthrough request).
+    try:
+        resp = await http.request(method, url, data=data, headers=headers, params=params, timeout=client_timeout)
+        if resp.status < 300:
+            return resp
+        try:
+            body = await resp.content.read(MAX_ERROR_BYTES)
+        finally:
+            resp.close()
+    except Exception as exc:
+        raise_mapped(provider, exc)
+    if errors is not None:
+        raise errors(resp.status, body, resp.headers)
+    raise error_from_status(provider, resp.status, body, resp.headers)
+
+
+async def read_body(resp: aiohttp.ClientResponse, *, provider: str) -> bytes:
+    """The whole body of a response ``open_upstream`` returned; the connection goes back to the pool."""
+    try:
+        return await resp.read()
+    except Exception as exc:
+        raise_mapped(provider, exc)
+    finally:
+        resp.release()

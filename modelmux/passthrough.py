@@ -16,17 +16,12 @@ from typing import Any, Literal
 import aiohttp
 import orjson
 
-from modelmux.errors import ModelMuxError, UpstreamError
-from modelmux.http import error_from_status, raise_mapped, upstream_errors
+from modelmux.errors import UpstreamError
+from modelmux.http import ErrorMapper, open_upstream, raise_mapped, upstream_errors
 from modelmux.provider import Completion, RawEventStream, UpstreamRequest
 
-#: Maps an upstream's non-2xx answer (status, body, headers) to the error the client gets.
-ErrorMapper = Callable[[int, bytes, Mapping[str, str]], ModelMuxError]
 #: Rewrites the upstream's SSE byte stream (e.g. to drop a vendor's extra first event).
 StreamFilter = Callable[[AsyncIterator[bytes]], AsyncIterator[bytes]]
-
-#: Cap on an error body read into memory (they are small; a huge one is cut, not buffered).
-MAX_ERROR_BYTES = 64 * 1024
 
 
 def request_body(request: UpstreamRequest) -> bytes:
@@ -38,41 +33,10 @@ def request_body(request: UpstreamRequest) -> bytes:
     return orjson.dumps(body)
 
 
-async def open_upstream(
-    http: aiohttp.ClientSession,
-    url: str,
-    *,
-    provider: str,
-    data: bytes | None,
-    headers: Mapping[str, str],
-    client_timeout: aiohttp.ClientTimeout,
-    errors: ErrorMapper | None = None,
-    method: str = "POST",
-    params: Mapping[str, str] | None = None,
-) -> aiohttp.ClientResponse:
-    """Send the request and return the response once its status is 2xx (body unread).
-
-    The caller owns the response and must ``release()``/``close()`` it.
-    """
-    # try/except rather than ``async with upstream_errors``: the same mapping without a generator-based
-    # context manager per call (this and ``read_completion`` run for every request).
-    try:
-        resp = await http.request(method, url, data=data, headers=headers, params=params, timeout=client_timeout)
-        if resp.status < 300:
-            return resp
-        try:
-            body = await resp.content.read(MAX_ERROR_BYTES)
-        finally:
-            resp.close()
-    except Exception as exc:
-        raise_mapped(provider, exc)
-    if errors is not None:
-        raise errors(resp.status, body, resp.headers)
-    raise error_from_status(provider, resp.status, body, resp.headers)
-
-
 async def read_completion(resp: aiohttp.ClientResponse, *, provider: str) -> Completion:
     """A non-stream answer: the upstream's JSON bytes, untouched."""
+    # ``read_body`` inlined: this runs for every non-stream passthrough request, where a call's
+    # extra coroutine frame is measurable (docs/performance.md, "One upstream helper").
     try:
         raw = await resp.read()
     except Exception as exc:

@@ -34,9 +34,12 @@ from modelmux.errors import (
     UpstreamUnavailableError,
 )
 from modelmux.http import (
+    ErrorMapper,
     error_from_status,
     error_message,
+    open_upstream,
     probe_timeout,
+    read_body,
     request_data,
     retry_after,
     timeout_for,
@@ -44,10 +47,8 @@ from modelmux.http import (
 )
 from modelmux.images import Image, ImageFetcher, RequestImages, parse_data_url, per_request
 from modelmux.passthrough import (
-    ErrorMapper,
     StreamFilter,
     get_json,
-    open_upstream,
     raw_stream,
     read_completion,
     request_body,
@@ -79,6 +80,7 @@ from modelmux.translate.anthropic import (
     from_anthropic,
     thinking_budget,
     to_anthropic,
+    usage_from_anthropic,
 )
 from modelmux.translate.chunks import Chunks
 from modelmux.translate.unsupported import (
@@ -144,6 +146,7 @@ __all__ = [
     "per_request",
     "probe_timeout",
     "raw_stream",
+    "read_body",
     "read_completion",
     "redact",
     "refuse_tool_choice_without_tools",
@@ -155,4 +158,5 @@ __all__ = [
     "timeout_for",
     "to_anthropic",
     "upstream_errors",
+    "usage_from_anthropic",
 ]

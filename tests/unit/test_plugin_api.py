@@ -7,11 +7,14 @@ their source names no private host module, so the host can change anything else 
 from __future__ import annotations
 
 import ast
+import inspect
+import re
 from pathlib import Path
 
 import click
 import httpx
 import openai
+from pydantic import BaseModel
 
 import modelmux.plugin
 from modelmux.plugin import Completion, Provider, ProviderSettings, RegisterProvider, UpstreamRequest, hookimpl
@@ -169,3 +172,40 @@ def test_the_gateway_serves_a_class_registered_provider_and_reports_the_broken_p
         health["plugin_errors"]["broken-hooks"] == "register_providers raised RuntimeError: boom in register_providers"
     )
     assert health["providers"]["l"]["status"] == "ok"
+
+
+# --- docs/plugins.md documents exactly the exported names, with every parameter ------------------
+
+
+def documented_api() -> list[tuple[str, str]]:
+    """(name, text in the parentheses) of each ``- `NAME(...)` `` entry of the API section."""
+    doc = (ROOT / "docs" / "plugins.md").read_text()
+    section = doc.split("## The API: `modelmux.plugin`", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"^- `(\w+)(?:\(([^`]*)\)[^`]*)?`", section, re.MULTILINE)
+
+
+def test_the_docs_list_exactly_the_exported_names() -> None:
+    names = [name for name, _ in documented_api()]
+    assert len(names) == len(set(names)), "a name is documented twice"
+    exported = set(modelmux.plugin.__all__)
+    assert not exported - set(names), f"exported but not in docs/plugins.md: {sorted(exported - set(names))}"
+    assert not set(names) - exported, f"in docs/plugins.md but not exported: {sorted(set(names) - exported)}"
+
+
+def test_the_docs_give_every_parameter_of_each_exported_function_and_class() -> None:
+    base = inspect.signature(modelmux.plugin.ModelMuxError)
+    for name, params in documented_api():
+        obj = getattr(modelmux.plugin, name)
+        if not (inspect.isfunction(obj) or inspect.isclass(obj)) or (
+            inspect.isclass(obj) and issubclass(obj, BaseModel)  # settings: their fields are documented in words
+        ):
+            continue
+        sig = inspect.signature(obj)
+        if inspect.isclass(obj) and issubclass(obj, modelmux.plugin.ModelMuxError) and sig == base:
+            sig = inspect.Signature([next(iter(base.parameters.values()))])  # "(message, ...)" as ModelMuxError's
+        for param in sig.parameters.values():
+            if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+                continue
+            assert re.search(rf"\b{param.name}\b", params), (
+                f"docs/plugins.md: {name}(...) lacks the parameter {param.name}"
+            )

@@ -26,7 +26,9 @@ from modelmux.plugin import (
     Provider,
     UpstreamError,
     UpstreamRequest,
+    open_upstream,
     probe_timeout,
+    read_body,
     request_data,
     timeout_for,
     upstream_errors,
@@ -59,20 +61,17 @@ class BedrockProvider(Provider):
         """The upstream's answer once its status is 200; any other status is raised as an error."""
         accept = EVENTSTREAM if stream else "application/json"
         headers = await self.signer.headers(url, body, {"Content-Type": "application/json", "Accept": accept})
-        async with upstream_errors(self.name):
-            resp = await self.host.http.post(
-                URL(url, encoded=True),
-                data=request_data(body),
-                headers=headers,
-                timeout=timeout_for(self.settings, stream=stream),
-            )
-            if resp.status != 200:
-                try:
-                    raw = await resp.read()
-                finally:
-                    resp.release()
-                raise http_error(self.name, resp.status, raw, resp.headers, auth_fix=self.signer.auth_fix())
-        return resp
+        return await open_upstream(
+            self.host.http,
+            URL(url, encoded=True),
+            provider=self.name,
+            data=request_data(body),
+            headers=headers,
+            client_timeout=timeout_for(self.settings, stream=stream),
+            errors=lambda status, raw, headers: http_error(
+                self.name, status, raw, headers, auth_fix=self.signer.auth_fix()
+            ),
+        )
 
     async def chat(self, request: UpstreamRequest) -> Completion | EventStream:
         call = await to_converse(request.body, request.images or self.host.images, request.model)
@@ -80,11 +79,7 @@ class BedrockProvider(Provider):
         call.payload = {}  # the answer's translation keeps the call: not the request's images
         if not request.stream:
             resp = await self._post(self.url(request.model, "converse"), body, stream=False)
-            async with upstream_errors(self.name):
-                try:
-                    raw = await resp.read()
-                finally:
-                    resp.release()
+            raw = await read_body(resp, provider=self.name)
             try:
                 data = orjson.loads(raw)
             except orjson.JSONDecodeError as exc:

@@ -32,7 +32,9 @@ from modelmux.plugin import (
     UpstreamRequest,
     UpstreamRequestError,
     from_anthropic,
+    open_upstream,
     probe_timeout,
+    read_body,
     request_data,
     timeout_for,
     to_anthropic,
@@ -134,26 +136,17 @@ class VertexProvider(Provider):
         headers["content-type"] = "application/json"
         if request.stream:
             headers["accept"] = "text/event-stream"
-        async with upstream_errors(self.name):
-            resp = await self.host.http.post(
-                url,
-                data=request_data(data),
-                headers=headers,
-                timeout=self._timeouts[request.stream],
-            )
-            if resp.status != 200:
-                try:
-                    body = await resp.read()
-                finally:
-                    resp.release()
-                raise self._error(resp.status, body, resp.headers, request.model)
-            if not request.stream:
-                try:
-                    raw = await resp.read()
-                finally:
-                    resp.release()
+        resp = await open_upstream(
+            self.host.http,
+            url,
+            provider=self.name,
+            data=request_data(data),
+            headers=headers,
+            client_timeout=self._timeouts[request.stream],
+            errors=lambda status, body, headers: self._error(status, body, headers, request.model),
+        )
         if not request.stream:
-            return self._completion(raw, plan, request.public_model)
+            return self._completion(await read_body(resp, provider=self.name), plan, request.public_model)
         translation = AnthropicStream(plan, model=request.public_model, provider=self.name)
 
         async def close() -> None:
@@ -223,7 +216,7 @@ class VertexProvider(Provider):
             raise UpstreamError(f"provider {self.name}: unexpected event in the Vertex AI stream: {data[:200]!r}")
         return event
 
-    def _error(self, status: int, body: bytes, headers: Any, model: str) -> Exception:
+    def _error(self, status: int, body: bytes, headers: Any, model: str) -> ModelMuxError:
         return vertex_error(
             self.name,
             status,
