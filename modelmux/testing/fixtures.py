@@ -27,6 +27,25 @@ import pytest
 # Failing contract checks then show the values compared, as asserts in test files do.
 pytest.register_assert_rewrite("modelmux.testing.contracts")
 
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Keep the host's modules out of assertion rewriting.
+
+    pytest marks the whole package holding a plugin's entry point for rewriting: every later
+    import of a ``modelmux`` module would parse its source again (its bytecode unused), also in
+    ``run_gateway``'s thread, and two threads parsing at once trip a CPython 3.11 bug ("AST
+    constructor recursion depth mismatch"). pytest has no public way to unmark a name, hence the
+    guarded private access; only the contract suites stay marked.
+    """
+    hook = getattr(config.pluginmanager, "rewrite_hook", None)
+    marked = getattr(hook, "_must_rewrite", None)
+    if isinstance(marked, set) and "modelmux" in marked:
+        marked.discard("modelmux")
+        cache = getattr(hook, "_marked_for_rewrite_cache", None)
+        if isinstance(cache, dict):
+            cache.clear()
+
+
 if TYPE_CHECKING:
     from aiohttp import web
 

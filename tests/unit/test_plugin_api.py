@@ -209,3 +209,15 @@ def test_the_docs_give_every_parameter_of_each_exported_function_and_class() -> 
             assert re.search(rf"\b{param.name}\b", params), (
                 f"docs/plugins.md: {name}(...) lacks the parameter {param.name}"
             )
+
+
+def test_the_pytest_plugin_leaves_the_host_package_as_it_is() -> None:
+    """pytest marks the package of a plugin's entry point for assertion rewriting: the host's modules
+    would be parsed again at every import, in the gateway's thread too, and parsing in two threads
+    at once fails on CPython 3.11. ``modelmux.testing.fixtures`` unmarks the package."""
+    import modelmux.cli
+    import modelmux.gateway
+    import modelmux.testing.contracts
+
+    assert "@py_builtins" not in vars(modelmux.cli) and "@py_builtins" not in vars(modelmux.gateway)
+    assert "@py_builtins" in vars(modelmux.testing.contracts)  # the suites' asserts still explain themselves
