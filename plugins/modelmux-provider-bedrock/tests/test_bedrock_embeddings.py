@@ -14,7 +14,7 @@ import pytest
 from modelmux_provider_bedrock.provider import BedrockProvider
 from modelmux_provider_bedrock.settings import BedrockSettings
 
-from modelmux.provider import Host
+from modelmux.plugin import Host
 from modelmux.testing import LoopbackServer, ProviderContract, RunningGateway, run_gateway, validate
 
 TITAN = "amazon.titan-embed-text-v2:0"

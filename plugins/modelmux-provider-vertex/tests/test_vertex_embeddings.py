@@ -3,19 +3,13 @@ Vertex AI (``publishers/google/models/{model}:predict``, OAuth tokens from the f
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import openai
 import pytest
-from modelmux_provider_vertex.provider import VertexProvider
-from modelmux_provider_vertex.settings import VertexSettings
 
-from modelmux.config import ServerSettings
-from modelmux.http import open_client
-from modelmux.images import ImageFetcher
-from modelmux.provider import Host
 from modelmux.testing import ProviderContract, run_gateway, validate
 
 
@@ -24,19 +18,8 @@ class TestVertexEmbeddingsContract(ProviderContract):
     embedding_model = "text-embedding-005"
 
     @pytest.fixture
-    async def provider(self, host: Host, fake_vertex: Any) -> AsyncIterator[VertexProvider]:
-        p = VertexProvider("vertex", VertexSettings(**fake_vertex.provider_table()), host)
-        yield p
-        await p.aclose()
-
-
-@pytest.fixture
-async def host() -> AsyncIterator[Host]:
-    http = open_client()
-    images = ImageFetcher()
-    yield Host(http=http, server=ServerSettings(), images=images)
-    await http.close()
-    await images.aclose()
+    def provider_config(self, fake_vertex: Any) -> dict[str, Any]:
+        return dict(fake_vertex.provider_table(), name="vertex")  # made by the registered factory
 
 
 @pytest.fixture(scope="module")
