@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from modelmux.testing.config import ConfigError, cli, load_config
     from modelmux.testing.contracts import CacheContract, ProviderContract, StateStoreContract
+    from modelmux.testing.faults import Fault, FaultyUpstream
     from modelmux.testing.fixtures import upstream_fixture
     from modelmux.testing.openapi import spec, validate
     from modelmux.testing.servers import LoopbackServer, RunningGateway, free_port, run_gateway, serve_aiohttp
@@ -24,6 +25,8 @@ if TYPE_CHECKING:
 _WHERE = {
     "CacheContract": "contracts",
     "ConfigError": "config",
+    "Fault": "faults",
+    "FaultyUpstream": "faults",
     "LoopbackServer": "servers",
     "ProviderContract": "contracts",
     "RunningGateway": "servers",
@@ -41,6 +44,8 @@ _WHERE = {
 __all__ = [
     "CacheContract",
     "ConfigError",
+    "Fault",
+    "FaultyUpstream",
     "LoopbackServer",
     "ProviderContract",
     "RunningGateway",

@@ -20,8 +20,7 @@ import openai
 import pytest
 import redis
 
-from modelmux.testing import LoopbackServer, free_port, serve_aiohttp
-from modelmux.testing.faults import Fault, FaultyUpstream
+from modelmux.testing import Fault, FaultyUpstream, LoopbackServer, free_port, serve_aiohttp
 
 MESSAGES = [{"role": "user", "content": "alpha beta"}]
 
