@@ -23,6 +23,8 @@ from typing import Any
 import pytest
 import yaml
 
+from modelmux.health import READY_TIMEOUT
+
 ROOT = Path(__file__).resolve().parents[2]
 HELM = ROOT / "tools" / "node_modules" / ".bin" / "helm"
 CHART = ROOT / "deploy" / "helm" / "modelmux"
@@ -101,6 +103,11 @@ def check_workload(docs: list[Doc], image_env: dict[str, str], extra_secrets: Se
     for probe, path in (("livenessProbe", "/health/live"), ("readinessProbe", "/health/ready")):
         assert container[probe]["httpGet"]["path"] == path
         assert container[probe]["httpGet"]["port"] in ("http", 3000)
+    # /health/ready may wait READY_TIMEOUT for its state store (or, when asked, a provider's) check:
+    # a shorter probe timeout would turn a slow check into a pod leaving the Service.
+    assert container["readinessProbe"].get("timeoutSeconds", 1) > READY_TIMEOUT
+    # Liveness never looks past the process: an upstream outage must not restart every pod.
+    assert container.get("startupProbe", container["livenessProbe"])["httpGet"]["path"] == "/health/live"
 
     annotations = deployment["spec"]["template"]["metadata"]["annotations"]
     assert annotations["prometheus.io/scrape"] == "true"
