@@ -117,7 +117,6 @@ class Router:
         """The models to try for ``name``, in order: its own, then its fallbacks'."""
         if not isinstance(name, str) or not name:
             raise InvalidRequestError("model: required, a model name (see GET /v1/models)", param="model")
-        check_model_name(name)
         if name in self._models:
             chain = [self._group(name)]
             seen = {name}
@@ -126,6 +125,7 @@ class Router:
                     seen.add(fb)
                     chain.append(self._group(fb))
             return chain
+        check_model_name(name)  # a configured name is the operator's; a name a client made up is checked
         provider, sep, upstream = name.partition("/")
         if sep and upstream and provider in self.config.settings.providers:
             return [ModelGroup(name, [Deployment(provider, upstream, name)])]
