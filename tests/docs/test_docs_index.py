@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 from pathlib import Path
 
@@ -57,3 +58,22 @@ def test_every_relative_link_resolves() -> None:
             elif anchor and dest.suffix == ".md" and anchor not in anchors(dest):
                 broken.append(f"{where} (no such heading)")
     assert not broken, "broken links:\n" + "\n".join(broken)
+
+
+def _sections(path: Path) -> list[str]:
+    """Each heading with the prose under it (to the next heading), fenced code left out."""
+    text = _prose(path)
+    starts = [m.start() for m in HEADING.finditer(text)] + [len(text)]
+    return [text[a:b].strip() for a, b in itertools.pairwise(starts)]
+
+
+def test_no_page_holds_a_section_twice() -> None:
+    """Two branches landing the same section each leave a copy (three provider pages had some)."""
+    repeated = []
+    for page in _pages():
+        seen: set[str] = set()
+        for section in _sections(page):
+            if section in seen:
+                repeated.append(f"{page.relative_to(ROOT)}: {section.splitlines()[0]}")
+            seen.add(section)
+    assert not repeated, "sections written twice (merge them):\n" + "\n".join(repeated)
