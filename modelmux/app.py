@@ -24,7 +24,7 @@ from modelmux.config import SECRET_KEYS, SECRET_TABLES, Config, load_config, red
 from modelmux.disconnect import CancelOnDisconnect
 from modelmux.dispatch import Dispatcher
 from modelmux.gateway import Gateway, key_id
-from modelmux.logs import add_secrets, setup_logging
+from modelmux.logs import add_secrets, hold_secrets, setup_logging
 from modelmux.middleware import GatewayMiddleware
 from modelmux.plugins import Plugins, load_plugins
 from modelmux.routes import ROUTES
@@ -49,21 +49,21 @@ def _tune_gc() -> None:
 def create_app(config: Config, plugins: Plugins) -> ASGIApp:
     @asynccontextmanager
     async def lifespan() -> AsyncIterator[Gateway]:
-        gw = Gateway(config, plugins)
-        await gw.start()
-        _startup_log(gw)
-        console.start()
-        try:
-            yield gw
-        finally:
-            await console.stop()
-            await gw.aclose()
+        with hold_secrets(config_secrets(config)):  # from before the providers are made to after they close
+            gw = Gateway(config, plugins)
+            await gw.start()
+            _startup_log(gw)
+            console.start()
+            try:
+                yield gw
+            finally:
+                await console.stop()
+                await gw.aclose()
 
     api_keys = {k: key_id(k) for k in config.server.api_keys if k}
     console = ui.Console(config.server)
     if api_keys and config.server.ui.playground_admin_key:
         api_keys.update({k: key_id(k) for k in console.access.keys})  # docs/ui.md, "Playground"
-    register_secrets(config)
     return GatewayMiddleware(
         CancelOnDisconnect(Dispatcher([*ROUTES, *ui.routes(console)], lifespan)),
         api_keys=api_keys,
@@ -74,10 +74,19 @@ def create_app(config: Config, plugins: Plugins) -> ASGIApp:
     )
 
 
+def config_secrets(config: Config) -> list[str]:
+    """Client keys, provider and store secrets: scrubbed from every log line and error answer
+    (while the app that serves ``config`` runs)."""
+    return [
+        *config.server.api_keys,
+        *config.server.admin_api_keys,
+        *_secret_values([*config.providers.values(), *config.stores.values()]),
+    ]
+
+
 def register_secrets(config: Config) -> None:
-    """Client keys, provider and store secrets: scrubbed from every log line and error answer."""
-    add_secrets([*config.server.api_keys, *config.server.admin_api_keys])
-    add_secrets(list(_secret_values([*config.providers.values(), *config.stores.values()])))
+    """``config_secrets`` scrubbed for the rest of the process (a CLI command that calls upstreams)."""
+    add_secrets(config_secrets(config))
 
 
 def _startup_log(gw: Gateway) -> None:

@@ -16,6 +16,8 @@ import contextlib
 import logging
 import os
 import sys
+import threading
+from collections.abc import Iterable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -28,16 +30,55 @@ if TYPE_CHECKING:
     from loguru import Message, Record
 
 request_id_var: ContextVar[str] = ContextVar("modelmux_request_id", default="-")
-_secrets: set[str] = set()
+#: What ``scrub`` replaces, longest first; rebuilt (never changed in place) as secrets come and go,
+#: so a line being scrubbed in another thread never sees it change size.
+_secrets: tuple[str, ...] = ()
+_for_life: set[str] = set()  # add_secrets: for the rest of the process (a CLI command)
+_held: dict[str, int] = {}  # hold_secrets: while a running app holds them (its lifespan)
+_secrets_lock = threading.Lock()
 
 PRETTY = "<green>{time:HH:mm:ss.SSS}</green> <level>{level: <7}</level> <cyan>{extra[request_id]}</cyan> {message}"
 #: Fields a pretty request line leaves out: its message says them ("POST /v1/... -> 200 in 3.1 ms").
 SAID_BY_MESSAGE = frozenset({"method", "status", "latency_ms"})
 
 
+def _kept(values: Iterable[str]) -> list[str]:
+    return [v for v in values if v and len(v) >= 4]
+
+
+def _rebuild_secrets() -> None:
+    global _secrets
+    _secrets = tuple(sorted(_for_life.union(_held), key=len, reverse=True))
+
+
 def add_secrets(values: list[str]) -> None:
-    """Values that must never appear in a log line (API keys, tokens)."""
-    _secrets.update(v for v in values if v and len(v) >= 4)
+    """Values that must never appear in a log line (API keys, tokens), for the rest of the process."""
+    with _secrets_lock:
+        _for_life.update(_kept(values))
+        _rebuild_secrets()
+
+
+@contextlib.contextmanager
+def hold_secrets(values: Iterable[str]) -> Iterator[None]:
+    """``values`` scrubbed while the block runs: an app's lifespan holds its configuration's
+    secrets, so they do not outlive it in a process that runs one configuration after another
+    (tests), where a value that is only a secret elsewhere would be hidden as ``***``."""
+    kept = _kept(values)
+    with _secrets_lock:
+        for value in kept:
+            _held[value] = _held.get(value, 0) + 1
+        _rebuild_secrets()
+    try:
+        yield
+    finally:
+        with _secrets_lock:
+            for value in kept:
+                left = _held[value] - 1
+                if left:
+                    _held[value] = left
+                else:
+                    del _held[value]
+            _rebuild_secrets()
 
 
 def scrub(text: str) -> str:

@@ -224,3 +224,18 @@ def test_log_set_up_is_undone_by_restore(caplog: pytest.LogCaptureFixture, capfd
     assert [r.getMessage() for r in caplog.records] == ["Error handling request from 127.0.0.1"]
     assert "Error handling request" not in capfd.readouterr().err  # not also through loguru
     assert access.propagate is True  # setup_logging had turned it off
+
+
+def test_a_gateways_secrets_are_scrubbed_while_it_runs_and_not_after() -> None:
+    """One process, two configurations one after the other (as tests run them): the first's
+    provider key is scrubbed while it serves, and is plain text again for the second, which
+    does not hold it (a model name equal to it is named back, not hidden as ***)."""
+    key = "nope-scoped-secret"
+    first = {"providers": {"up": {"type": "openai_compatible", "base_url": "http://127.0.0.1:9/v1", "api_key": key}}}
+    for config, shown in ((first, "***"), ({}, key)):
+        with run_gateway(config) as gw:
+            resp = httpx.post(
+                f"{gw.url}/chat/completions", json={"model": key, "messages": [{"role": "user", "content": "x"}]}
+            )
+        assert resp.status_code == 404
+        assert f"The model '{shown}' does not exist" in resp.json()["error"]["message"]
