@@ -22,7 +22,7 @@ import math
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from pydantic import Field
@@ -285,10 +285,20 @@ class EchoProvider(Provider):
             )
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         chunks = Chunks(cid, request.public_model, created)
-        return DictEventStream(self._stream(chunks, text, call, usage if include_usage else None))
+
+        def counted() -> None:  # the host counts the tokens also when the client asked for no usage chunk
+            stream.usage = usage
+
+        stream = DictEventStream(self._stream(chunks, text, call, usage if include_usage else None, counted))
+        return stream
 
     async def _stream(
-        self, chunks: Chunks, text: str, call: dict[str, Any] | None, usage: dict[str, int] | None
+        self,
+        chunks: Chunks,
+        text: str,
+        call: dict[str, Any] | None,
+        usage: dict[str, int] | None,
+        counted: Callable[[], None],
     ) -> AsyncIterator[dict[str, Any]]:
         if call:
             # as OpenAI streams a call: id and name first, then the arguments
@@ -304,6 +314,7 @@ class EchoProvider(Provider):
                     await asyncio.sleep(delay)
                 yield chunks.delta({"content": word if i == 0 else " " + word})
             yield chunks.delta({}, "stop")
+        counted()
         if usage is not None:
             yield chunks.usage(usage)
 

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from modelmux.testing.faults import Fault, FaultyUpstream
     from modelmux.testing.fixtures import upstream_fixture
     from modelmux.testing.openapi import spec, validate
+    from modelmux.testing.process import ServeProcess, metric, serve_process
     from modelmux.testing.servers import LoopbackServer, RunningGateway, free_port, run_gateway, serve_aiohttp
 
 _WHERE = {
@@ -30,12 +31,15 @@ _WHERE = {
     "LoopbackServer": "servers",
     "ProviderContract": "contracts",
     "RunningGateway": "servers",
+    "ServeProcess": "process",
     "StateStoreContract": "contracts",
     "cli": "config",
     "free_port": "servers",
     "load_config": "config",
+    "metric": "process",
     "run_gateway": "servers",
     "serve_aiohttp": "servers",
+    "serve_process": "process",
     "spec": "openapi",
     "upstream_fixture": "fixtures",
     "validate": "openapi",
@@ -49,12 +53,15 @@ __all__ = [
     "LoopbackServer",
     "ProviderContract",
     "RunningGateway",
+    "ServeProcess",
     "StateStoreContract",
     "cli",
     "free_port",
     "load_config",
+    "metric",
     "run_gateway",
     "serve_aiohttp",
+    "serve_process",
     "spec",
     "upstream_fixture",
     "validate",

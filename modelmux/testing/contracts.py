@@ -44,6 +44,10 @@ class ProviderContract:
     #: An upstream model that serves embeddings; None: the provider serves none (``embeddings()``
     #: must then be the host's 400 naming ``model``).
     embedding_model: str | None = None
+    #: Whether the upstream tells a stream's token counts although the client asked for no usage
+    #: chunk (Anthropic, Bedrock, Ollama do; an OpenAI-compatible upstream does not): the stream's
+    #: ``usage`` must then be set by its end, so the host counts the tokens (docs/plugins.md).
+    counts_unasked_stream_usage: bool = True
 
     @pytest.fixture
     def chat_body(self) -> dict[str, Any]:
@@ -103,6 +107,21 @@ class ProviderContract:
         usage = chunks[-1].get("usage")
         assert usage and isinstance(usage["prompt_tokens"], int) and isinstance(usage["completion_tokens"], int)
         assert result.usage == usage
+
+    async def test_stream_sends_no_usage_unasked_yet_counts_it(
+        self, provider: Provider, chat_body: dict[str, Any]
+    ) -> None:
+        result = await provider.chat(self.request(chat_body, stream=True))
+        assert isinstance(result, EventStream)
+        try:
+            chunks = [c async for c in result.events()]
+        finally:
+            await result.aclose()
+        assert not [c for c in chunks if c.get("usage")], "a usage chunk the client did not ask for"
+        if self.counts_unasked_stream_usage:
+            usage = result.usage
+            assert usage, "stream.usage is not set: the host cannot count this stream's tokens"
+            assert isinstance(usage["prompt_tokens"], int) and isinstance(usage["completion_tokens"], int)
 
     async def test_stream_can_be_closed_early(self, provider: Provider, chat_body: dict[str, Any]) -> None:
         result = await provider.chat(self.request(chat_body, stream=True))

@@ -36,6 +36,18 @@ class ServeProcess:
         """Everything the process wrote so far, standard output then standard error."""
         return self.stdout.read_text(errors="replace") + self.stderr.read_text(errors="replace")
 
+    def request_line(self, text: str, timeout: float = 5) -> str:
+        """The first log line holding ``text`` (e.g. ``"POST /v1/chat/completions -> 200"``), waited
+        for: a request's line is written once its answer has gone out, a moment after the client has it."""
+        end = time.monotonic() + timeout
+        while True:
+            found = [line for line in self.logs().splitlines() if text in line]
+            if found:
+                return found[0]
+            if time.monotonic() > end:
+                raise AssertionError(f"no log line holds {text!r}:\n{self.logs()}")
+            time.sleep(0.02)
+
 
 @contextlib.contextmanager
 def serve_process(
@@ -73,6 +85,20 @@ def serve_process(
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(10)
+
+
+def metric(root: str, name: str, **labels: str) -> float:
+    """The gateway's ``/metrics`` at ``root``: the sum of the samples named ``name`` (e.g.
+    ``modelmux_tokens_total``) whose labels include ``labels``; 0 when there is none yet."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = httpx.get(f"{root}/metrics", timeout=10).text
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == name and labels.items() <= sample.labels.items()
+    )
 
 
 def _wait_ready(served: ServeProcess, seconds: float) -> None:

@@ -7,8 +7,9 @@ from typing import Any
 
 import httpx
 import openai
+import pytest
 
-from modelmux.testing import LoopbackServer, free_port, run_gateway
+from modelmux.testing import LoopbackServer, free_port, metric, run_gateway, serve_process
 
 
 def _config(upstream: LoopbackServer, h: Any) -> dict[str, Any]:
@@ -114,3 +115,25 @@ def test_docs_and_dashboard_cover_exactly_the_metrics_we_export() -> None:
     exprs = " ".join(t["expr"] for p in dashboard["panels"] for t in p["targets"])
     used = {re.sub(r"_(bucket|total)$", "", n) for n in re.findall(r"modelmux_[a-z_]+", exprs)}
     assert used == {n.removesuffix("_total") for n in ours}
+
+
+def test_a_stream_without_include_usage_is_counted_and_charged(tmp_path: Any) -> None:
+    """A real ``modelmux serve``: the echo provider's stream sends no usage chunk the client did not
+    ask for, yet its tokens reach the token counter, the log line and the key's token limit."""
+    config = {
+        "server": {"api_keys": ["sk-usage-test-1"], "limits": {"tokens_per_minute": 5}},
+        "providers": {"echo": {"type": "echo"}},
+        "models": {"echo": {"provider": "echo", "model": "echo"}},
+        "state": {"backend": "memory"},
+    }
+    with serve_process(config, tmp_path) as served:
+        client = openai.OpenAI(base_url=f"{served.root}/v1", api_key="sk-usage-test-1", max_retries=0)
+        messages: Any = [{"role": "user", "content": "one two three four five six"}]
+        chunks = list(client.chat.completions.create(model="echo", messages=messages, stream=True))
+        assert all(c.usage is None for c in chunks) and chunks[-1].choices  # no usage chunk was sent
+        labels = {"provider": "echo", "model": "echo"}
+        assert metric(served.root, "modelmux_tokens_total", type="input", **labels) == 6
+        assert metric(served.root, "modelmux_tokens_total", type="output", **labels) > 0
+        assert "input_tokens=6" in served.request_line("POST /v1/chat/completions -> 200")
+        with pytest.raises(openai.RateLimitError, match="tokens per minute"):
+            client.chat.completions.create(model="echo", messages=messages)

@@ -49,10 +49,12 @@ class TemplateProvider(Provider):
             base = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": request.public_model}
             for delta, finish in (({"role": "assistant", "content": text}, None), ({}, "stop")):
                 yield {**base, "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]}
+            stream.usage = usage  # the host counts the tokens also when the client asked for no usage chunk
             if include_usage:
                 yield {**base, "choices": [], "usage": usage}
 
-        return DictEventStream(chunks())
+        stream = DictEventStream(chunks())
+        return stream
 
 
 @hookimpl

@@ -41,6 +41,7 @@ def req(body: dict[str, Any], deployment: str = "gpt-4o-prod") -> UpstreamReques
 class TestAzureClassicContract(ProviderContract):
     upstream_model = "gpt-4o-prod"
     embedding_model = "embed-small-prod"
+    counts_unasked_stream_usage = False  # a passthrough: the upstream sends usage only when asked (docs/plugins.md)
 
     @pytest.fixture
     def provider_config(self, fake_azure: LoopbackServer) -> dict[str, Any]:
@@ -50,6 +51,7 @@ class TestAzureClassicContract(ProviderContract):
 class TestAzureV1Contract(ProviderContract):
     upstream_model = "gpt-4o-prod"
     embedding_model = "embed-small-prod"
+    counts_unasked_stream_usage = False  # a passthrough: the upstream sends usage only when asked (docs/plugins.md)
 
     @pytest.fixture
     def provider_config(self, fake_azure: LoopbackServer) -> dict[str, Any]:

@@ -12,7 +12,7 @@ import openai
 import orjson
 import pytest
 
-from modelmux.testing import LoopbackServer, RunningGateway, run_gateway, validate
+from modelmux.testing import LoopbackServer, RunningGateway, metric, run_gateway, serve_process, validate
 
 CLAUDE_PATH = "/model/us.anthropic.claude-sonnet-4-5-20250929-v1%3A0"
 WEATHER_TOOL: Any = {
@@ -490,3 +490,26 @@ def test_responses_reasoning_effort_gives_a_reasoning_item(
     assert [item.type for item in resp.output] == ["reasoning", "message"]
     assert resp.output_text == "You said: what is 2+2"
     assert sent(fake_bedrock)["additionalModelRequestFields"]["thinking"]["budget_tokens"] == 2048
+
+
+def test_a_stream_without_include_usage_is_counted(
+    fake_bedrock: LoopbackServer, config_for_fake: Callable[..., dict[str, Any]], tmp_path: Any
+) -> None:
+    """A real ``modelmux serve``: the client asks for no usage chunk and gets none, yet the
+    gateway counts the stream's tokens (metrics, token limits, the log line) from the metadata event."""
+    with serve_process(config_for_fake(fake_bedrock), tmp_path) as served:
+        client = openai.OpenAI(base_url=f"{served.root}/v1", api_key="unused", max_retries=0, timeout=20)
+        messages: Any = [{"role": "user", "content": "one two three four"}]
+        chunks = list(client.chat.completions.create(model="claude", messages=messages, stream=True))
+        assert all(c.usage is None for c in chunks) and chunks[-1].choices  # no usage chunk was sent
+        labels = {"provider": "bedrock", "model": "claude"}
+        line = served.request_line("POST /v1/chat/completions -> 200")
+        # The counts a client that asks is told.
+        asked = client.chat.completions.create(
+            model="claude", messages=messages, stream=True, stream_options={"include_usage": True}
+        )
+        usage = list(asked)[-1].usage
+        assert usage is not None and usage.prompt_tokens == 12
+        assert metric(served.root, "modelmux_tokens_total", type="input", **labels) == 2 * usage.prompt_tokens
+        assert metric(served.root, "modelmux_tokens_total", type="output", **labels) == 2 * usage.completion_tokens
+        assert f"input_tokens={usage.prompt_tokens}" in line and f"output_tokens={usage.completion_tokens}" in line

@@ -9,7 +9,7 @@ Requests are translated by the host's Anthropic translator
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 from urllib.parse import quote
 
@@ -39,6 +39,7 @@ from modelmux.plugin import (
     timeout_for,
     to_anthropic,
     upstream_errors,
+    usage_from_anthropic,
 )
 from modelmux_provider_vertex.auth import ADC_FIX, GoogleAuth
 from modelmux_provider_vertex.embeddings import embed, is_embedding_model
@@ -152,12 +153,13 @@ class VertexProvider(Provider):
         async def close() -> None:
             resp.close()  # a stream ended early must not return a half-read connection to the pool
 
-        return DictEventStream(
-            self._chunks(resp, translation),
+        stream = DictEventStream(
+            self._chunks(resp, translation, lambda usage: setattr(stream, "usage", usage)),
             on_close=close,
             batched=True,
             complete=lambda: translation.done,  # [DONE] goes out in the same write as the finish chunk
         )
+        return stream
 
     async def embeddings(self, request: UpstreamRequest) -> Completion:
         """Google's text embedding models (``publishers/google/models/{model}:predict``, see
@@ -174,13 +176,18 @@ class VertexProvider(Provider):
         return Completion(data=from_anthropic(message, plan, model=model, provider=self.name))
 
     async def _chunks(
-        self, resp: aiohttp.ClientResponse, translation: AnthropicStream
+        self,
+        resp: aiohttp.ClientResponse,
+        translation: AnthropicStream,
+        on_usage: Callable[[dict[str, Any]], None],
     ) -> AsyncIterator[list[dict[str, Any]]]:
         """The chat chunks of each network read, translated as the events arrive.
 
         Bytes are split into events before decoding (a character cut across reads
         stays intact). Everything one read held goes out as one batch, so a burst of
         small events costs one trip through the host's stream layers, not one each.
+        At the end, ``on_usage`` gets the counts, also when the client asked for no usage
+        chunk: the host counts the stream's tokens from them (docs/plugins.md).
         """
         parser = SSEParser()
         feed, decode = translation.feed, self._decode
@@ -198,14 +205,16 @@ class VertexProvider(Provider):
                 if out:
                     yield out
                 if translation.done:
-                    return
-            out = []
-            for ev in parser.flush():
-                if feed(decode(ev.data), out):
                     break
-            if out:
-                yield out
+            else:
+                out = []
+                for ev in parser.flush():
+                    if feed(decode(ev.data), out):
+                        break
+                if out:
+                    yield out
         translation.finish()
+        on_usage(usage_from_anthropic(translation.usage))
 
     def _decode(self, data: bytes) -> dict[str, Any]:
         try:

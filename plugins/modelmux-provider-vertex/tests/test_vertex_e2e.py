@@ -11,7 +11,7 @@ import httpx
 import openai
 import pytest
 
-from modelmux.testing import LoopbackServer, run_gateway
+from modelmux.testing import LoopbackServer, metric, run_gateway, serve_process
 
 WEATHER = {
     "type": "function",
@@ -306,3 +306,21 @@ def test_raw_stream_ends_with_an_error_event_not_done(gateway: Any) -> None:
     body = {"model": "claude/cut@1", "messages": hi(), "stream": True}
     text = httpx.post(f"{gateway.url}/chat/completions", json=body, timeout=20).text
     assert '"error"' in text and "[DONE]" not in text
+
+
+def test_a_stream_without_include_usage_is_counted(shared_fake_vertex: Any, tmp_path: Any) -> None:
+    """A real ``modelmux serve``: the client asks for no usage chunk and gets none, yet the
+    gateway counts the stream's tokens (metrics, token limits, the log line) from Vertex's events."""
+    config = {
+        "providers": {"claude": shared_fake_vertex.provider_table()},
+        "models": {"claude-sonnet": {"provider": "claude", "model": "text@20250929"}},
+    }
+    with serve_process(config, tmp_path) as served:
+        client = openai.OpenAI(base_url=f"{served.root}/v1", api_key="unused", max_retries=0, timeout=20)
+        chunks = list(client.chat.completions.create(model="claude-sonnet", messages=hi(), stream=True))
+        assert all(c.usage is None for c in chunks) and chunks[-1].choices  # no usage chunk was sent
+        labels = {"provider": "claude", "model": "claude-sonnet"}
+        assert metric(served.root, "modelmux_tokens_total", type="input", **labels) == 21
+        assert metric(served.root, "modelmux_tokens_total", type="output", **labels) == 9
+        line = served.request_line("POST /v1/chat/completions -> 200")
+        assert "input_tokens=21" in line and "output_tokens=9" in line
