@@ -21,6 +21,8 @@ from array import array
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
+from pydantic import BaseModel, Field
+
 from modelmux.errors import InvalidRequestError
 from modelmux.provider import Completion, UpstreamRequest
 
@@ -179,6 +181,37 @@ def estimate_tokens(items: Sequence[str]) -> int:
 def batches(items: Sequence[T], size: int) -> list[Sequence[T]]:
     """``items`` cut into consecutive batches of at most ``size``."""
     return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+class EmbeddingCallSettings(BaseModel):
+    """The settings of a provider that cuts one embeddings request into several upstream calls: a
+    mixin of its settings model, ``class MySettings(ProviderSettings, EmbeddingCallSettings)``."""
+
+    embedding_concurrency: int = Field(
+        4, ge=1, le=64, description="/v1/embeddings: upstream calls of one request sent at the same time"
+    )
+    embedding_max_calls: int = Field(
+        256,
+        ge=1,
+        description="/v1/embeddings: most upstream calls one request may need (inputs / the model's per-call "
+        "limit); more is a 400 naming this setting",
+    )
+
+
+def check_embedding_calls(
+    settings: EmbeddingCallSettings, *, provider: str, model: str, inputs: int, calls: int, per_call: int
+) -> None:
+    """Before any call: ``inputs`` cut into ``calls`` upstream calls of ``model`` (``per_call`` inputs
+    each) is a 400 ``too_many_inputs`` naming ``providers.PROVIDER.embedding_max_calls`` past its limit."""
+    limit = settings.embedding_max_calls
+    if calls > limit:
+        raise InvalidRequestError(
+            f"Invalid value for 'input': {inputs} inputs need {calls} calls of {model} "
+            f"({per_call} per call) and providers.{provider}.embedding_max_calls allows {limit}. "
+            "Fix: send fewer inputs per request, or raise the setting.",
+            param="input",
+            code="too_many_inputs",
+        )
 
 
 async def gather_bounded(calls: Sequence[T], run: Callable[[T], Awaitable[R]], limit: int) -> list[R]:

@@ -14,7 +14,9 @@ from __future__ import annotations
 from modelmux import hookimpl
 from modelmux.config import redact
 from modelmux.embeddings import (
+    EmbeddingCallSettings,
     batches,
+    check_embedding_calls,
     embedding_inputs,
     embedding_response,
     embedding_texts,
@@ -99,6 +101,7 @@ __all__ = [
     "Chunks",
     "Completion",
     "DictEventStream",
+    "EmbeddingCallSettings",
     "ErrorMapper",
     "EventStream",
     "Host",
@@ -130,6 +133,7 @@ __all__ = [
     "UpstreamTimeoutError",
     "UpstreamUnavailableError",
     "batches",
+    "check_embedding_calls",
     "embedding_inputs",
     "embedding_response",
     "embedding_texts",

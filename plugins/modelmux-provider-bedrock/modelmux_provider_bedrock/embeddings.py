@@ -25,6 +25,7 @@ from modelmux.plugin import (
     UpstreamError,
     UpstreamRequest,
     batches,
+    check_embedding_calls,
     embedding_response,
     embedding_texts,
     estimate_tokens,
@@ -112,16 +113,14 @@ def _cohere_payloads(request: UpstreamRequest, texts: list[str]) -> list[dict[st
 async def embed(provider: BedrockProvider, request: UpstreamRequest, family: str) -> Completion:
     texts = embedding_texts(request, provider.name)
     payloads = _titan_payloads(request, texts) if family == "titan" else _cohere_payloads(request, texts)
-    limit = provider.settings.embedding_max_calls
-    if len(payloads) > limit:
-        per_call = 1 if family == "titan" else COHERE_BATCH
-        raise InvalidRequestError(
-            f"Invalid value for 'input': {len(texts)} inputs need {len(payloads)} calls of {request.model} "
-            f"({per_call} per call) and providers.{provider.name}.embedding_max_calls allows {limit}. "
-            "Fix: send fewer inputs per request, or raise the setting.",
-            param="input",
-            code="too_many_inputs",
-        )
+    check_embedding_calls(
+        provider.settings,
+        provider=provider.name,
+        model=request.model,
+        inputs=len(texts),
+        calls=len(payloads),
+        per_call=1 if family == "titan" else COHERE_BATCH,
+    )
     url = provider.url(request.model, "invoke")
 
     async def call(payload: dict[str, Any]) -> tuple[list[list[float]], int]:

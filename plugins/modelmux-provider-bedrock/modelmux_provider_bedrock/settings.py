@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from modelmux.plugin import ProviderSettings
+from modelmux.plugin import EmbeddingCallSettings, ProviderSettings
 
 
-class BedrockSettings(ProviderSettings):
+class BedrockSettings(ProviderSettings, EmbeddingCallSettings):
     """Every AWS Bedrock chat model through the Converse API (docs/providers/bedrock.md)."""
 
     type: str = "bedrock"
@@ -27,15 +27,6 @@ class BedrockSettings(ProviderSettings):
         None,
         description="a Bedrock API key sent as 'Authorization: Bearer', instead of SigV4; "
         "else AWS_BEARER_TOKEN_BEDROCK",
-    )
-    embedding_concurrency: int = Field(
-        4, ge=1, le=64, description="/v1/embeddings: upstream calls of one request sent at the same time"
-    )
-    embedding_max_calls: int = Field(
-        256,
-        ge=1,
-        description="/v1/embeddings: most upstream calls one request may need (inputs / the model's per-call "
-        "limit); more is a 400 naming this setting",
     )
 
     @field_validator("region", "endpoint_url", "profile", "aws_access_key_id")

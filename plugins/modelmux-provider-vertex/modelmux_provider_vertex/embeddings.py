@@ -22,6 +22,7 @@ from modelmux.plugin import (
     UpstreamError,
     UpstreamRequest,
     batches,
+    check_embedding_calls,
     embedding_response,
     embedding_texts,
     gather_bounded,
@@ -92,15 +93,9 @@ async def embed(provider: VertexProvider, request: UpstreamRequest) -> Completio
     task, truncate = _options(request)
     size = batch_size(request.model)
     cut = batches(texts, size)
-    limit = provider.settings.embedding_max_calls
-    if len(cut) > limit:
-        raise InvalidRequestError(
-            f"Invalid value for 'input': {len(texts)} inputs need {len(cut)} calls of {request.model} "
-            f"({size} per call) and providers.{provider.name}.embedding_max_calls allows {limit}. "
-            "Fix: send fewer inputs per request, or raise the setting.",
-            param="input",
-            code="too_many_inputs",
-        )
+    check_embedding_calls(
+        provider.settings, provider=provider.name, model=request.model, inputs=len(texts), calls=len(cut), per_call=size
+    )
     parameters: dict[str, Any] = {}
     if request.body.get("dimensions") is not None:
         parameters["outputDimensionality"] = request.body["dimensions"]

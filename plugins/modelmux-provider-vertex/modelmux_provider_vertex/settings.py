@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from modelmux.plugin import DEFAULT_MAX_TOKENS, ProviderSettings
+from modelmux.plugin import DEFAULT_MAX_TOKENS, EmbeddingCallSettings, ProviderSettings
 
 
-class VertexSettings(ProviderSettings):
+class VertexSettings(ProviderSettings, EmbeddingCallSettings):
     """Claude (Anthropic publisher models) on Google Vertex AI (docs/providers/vertex.md)."""
 
     type: str = "vertex"
@@ -21,13 +21,4 @@ class VertexSettings(ProviderSettings):
         DEFAULT_MAX_TOKENS,
         ge=1,
         description="max_tokens sent when the client gives neither max_tokens nor max_completion_tokens",
-    )
-    embedding_concurrency: int = Field(
-        4, ge=1, le=64, description="/v1/embeddings: upstream calls of one request sent at the same time"
-    )
-    embedding_max_calls: int = Field(
-        256,
-        ge=1,
-        description="/v1/embeddings: most upstream calls one request may need (inputs / the model's per-call "
-        "limit); more is a 400 naming this setting",
     )
