@@ -21,7 +21,15 @@ if TYPE_CHECKING:
     from modelmux.testing.fixtures import upstream_fixture
     from modelmux.testing.openapi import spec, validate
     from modelmux.testing.process import ServeProcess, metric, serve_process
-    from modelmux.testing.servers import LoopbackServer, RunningGateway, free_port, run_gateway, serve_aiohttp
+    from modelmux.testing.servers import (
+        LoopbackServer,
+        RunningGateway,
+        fake_embedding,
+        fake_embeddings_answer,
+        free_port,
+        run_gateway,
+        serve_aiohttp,
+    )
 
 _WHERE = {
     "CacheContract": "contracts",
@@ -34,6 +42,8 @@ _WHERE = {
     "ServeProcess": "process",
     "StateStoreContract": "contracts",
     "cli": "config",
+    "fake_embedding": "servers",
+    "fake_embeddings_answer": "servers",
     "free_port": "servers",
     "load_config": "config",
     "metric": "process",
@@ -56,6 +66,8 @@ __all__ = [
     "ServeProcess",
     "StateStoreContract",
     "cli",
+    "fake_embedding",
+    "fake_embeddings_answer",
     "free_port",
     "load_config",
     "metric",

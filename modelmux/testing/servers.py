@@ -7,9 +7,12 @@ with the synchronous official ``openai`` SDK or with raw HTTP.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import hashlib
 import os
 import socket
+import struct
 import tempfile
 import threading
 import time
@@ -105,6 +108,39 @@ def serve_aiohttp(app: web.Application) -> Iterator[LoopbackServer]:
         yield server
     finally:
         stop()
+
+
+def fake_embedding(item: str | list[int], dimensions: int) -> list[float]:
+    """A fake upstream's deterministic vector of one embeddings input (a string or a token array):
+    equal inputs get equal vectors, alone or in a batch, as the contract suite expects."""
+    digest = hashlib.sha256(repr(item).encode()).digest()
+    return [(digest[i % 32] - 127.5) / 128 + i / 4096 for i in range(dimensions)]
+
+
+def fake_embeddings_answer(body: dict[str, Any], *, model: str | None = None, dimensions: int = 8) -> dict[str, Any]:
+    """What an OpenAI-compatible server answers to an embeddings request ``body``, for a fake upstream:
+    ``fake_embedding`` of each input in order, ``body["dimensions"]`` long (else ``dimensions``), as floats
+    or, when ``encoding_format`` is ``base64``, base64 of little-endian float32; ``model`` (default: the
+    body's) and ``usage`` counting one token per word of a string, per token of an array."""
+    items = body["input"]
+    if isinstance(items, str) or (items and isinstance(items[0], int)):
+        items = [items]
+    dims = body.get("dimensions") or dimensions
+    data = []
+    for i, item in enumerate(items):
+        vector: Any = fake_embedding(item, dims)
+        if body.get("encoding_format") == "base64":
+            vector = base64.b64encode(struct.pack(f"<{dims}f", *vector)).decode()
+        data.append({"object": "embedding", "index": i, "embedding": vector})
+    tokens = sum(len(item.split()) if isinstance(item, str) else len(item) for item in items)
+    return {
+        "id": "embd-fake1",
+        "object": "list",
+        "created": 1700000000,
+        "model": model or body["model"],
+        "data": data,
+        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+    }
 
 
 @dataclass

@@ -8,9 +8,6 @@ errors and finish reasons. The deployment name picks a scenario.
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import struct
 from collections.abc import Callable
 from typing import Any
 
@@ -18,7 +15,7 @@ import orjson
 import pytest
 from aiohttp import web
 
-from modelmux.testing import LoopbackServer, upstream_fixture
+from modelmux.testing import LoopbackServer, fake_embeddings_answer, upstream_fixture
 
 API_KEY = "azure-key-123"
 API_VERSION = "2024-10-21"
@@ -100,30 +97,6 @@ def stream_frames(body: dict[str, Any], finish: str) -> list[bytes]:
 
 #: Deployments of an embedding model on the fake (any other deployment is a chat model).
 EMBEDDING_DEPLOYMENTS = ("embed-small-prod",)
-
-
-def embedding_vector(item: Any, dimensions: int) -> list[float]:
-    digest = hashlib.sha256(repr(item).encode()).digest()
-    return [(digest[i % 32] - 128) / 256 for i in range(dimensions)]
-
-
-def embeddings_answer(body: dict[str, Any]) -> dict[str, Any]:
-    items = body["input"]
-    if isinstance(items, str) or (items and isinstance(items[0], int)):
-        items = [items]
-    dims = body.get("dimensions") or 6
-    data = []
-    for i, item in enumerate(items):
-        vector: Any = embedding_vector(item, dims)
-        if body.get("encoding_format") == "base64":
-            vector = base64.b64encode(struct.pack(f"<{dims}f", *vector)).decode()
-        data.append({"object": "embedding", "index": i, "embedding": vector})
-    return {
-        "object": "list",
-        "model": "text-embedding-3-small",
-        "data": data,
-        "usage": {"prompt_tokens": 3 * len(items), "total_tokens": 3 * len(items)},
-    }
 
 
 def make_app() -> web.Application:
@@ -281,7 +254,9 @@ def make_app() -> web.Application:
                     }
                 },
             )
-        return web.Response(body=orjson.dumps(embeddings_answer(body)), content_type="application/json")
+        # Azure names the base model, not the deployment, in its answer.
+        answer = fake_embeddings_answer(body, model="text-embedding-3-small", dimensions=6)
+        return web.Response(body=orjson.dumps(answer), content_type="application/json")
 
     async def classic_embeddings(request: web.Request) -> web.Response:
         denied = check_auth(request) or check_version(request, v1=False)

@@ -8,9 +8,6 @@ a streaming client went away before the stream ended (fixture ``upstream_keys``)
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
-import struct
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -20,7 +17,7 @@ import orjson
 import pytest
 from aiohttp import web
 
-from modelmux.testing import LoopbackServer, serve_aiohttp
+from modelmux.testing import LoopbackServer, fake_embedding, fake_embeddings_answer, serve_aiohttp
 
 API_KEY = "sk-vllm-test"
 SLOW_CHUNKS = 400
@@ -156,35 +153,6 @@ def responses_frames(model: str) -> list[bytes]:
 EMBEDDING_MODELS = ("BAAI/bge-m3", "intfloat/e5-mistral-7b-instruct")
 
 
-def fake_vector(item: Any, dimensions: int) -> list[float]:
-    """The fake's deterministic vector of one input (a string or a token array)."""
-    digest = hashlib.sha256(repr(item).encode()).digest()
-    return [(digest[i % 32] - 127.5) / 128 + i / 4096 for i in range(dimensions)]
-
-
-def embeddings_answer(body: dict[str, Any]) -> dict[str, Any]:
-    """What vLLM answers: floats, or base64 of little-endian float32 when asked."""
-    items = body["input"]
-    if isinstance(items, str) or (items and isinstance(items[0], int)):
-        items = [items]
-    dims = body.get("dimensions") or 8
-    data = []
-    for i, item in enumerate(items):
-        vector: Any = fake_vector(item, dims)
-        if body.get("encoding_format") == "base64":
-            vector = base64.b64encode(struct.pack(f"<{dims}f", *vector)).decode()
-        data.append({"object": "embedding", "index": i, "embedding": vector})
-    tokens = sum(len(x.split()) if isinstance(x, str) else len(x) for x in items)
-    return {
-        "id": "embd-fake1",
-        "object": "list",
-        "created": 1700000000,
-        "model": body["model"],
-        "data": data,
-        "usage": {"prompt_tokens": tokens, "total_tokens": tokens, "completion_tokens": 0},
-    }
-
-
 def make_app(api_key: str | None = API_KEY, *, auth_header: str = "authorization") -> web.Application:
     app = web.Application()
     app[CLOSED] = threading.Event()
@@ -312,7 +280,7 @@ def make_app(api_key: str | None = API_KEY, *, auth_header: str = "authorization
                 body=error_body("The model does not support Embeddings API", "BadRequestError", None, "model"),
                 content_type="application/json",
             )
-        return web.Response(body=orjson.dumps(embeddings_answer(body)), content_type="application/json")
+        return web.Response(body=orjson.dumps(fake_embeddings_answer(body)), content_type="application/json")
 
     app.router.add_post("/v1/chat/completions", chat)
     app.router.add_post("/v1/embeddings", embeddings)
@@ -378,7 +346,7 @@ def start_fake_vllm(serve_upstream: Callable[[web.Application], LoopbackServer])
     return lambda: serve_upstream(make_app())
 
 
-@pytest.fixture
-def fake_embedding() -> Any:
+@pytest.fixture(name="fake_embedding")
+def fake_embedding_fixture() -> Any:
     """``fake_embedding(input, dimensions)``: the vector the fake answers for one input."""
-    return fake_vector
+    return fake_embedding
