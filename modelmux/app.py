@@ -49,17 +49,18 @@ def _tune_gc() -> None:
 def create_app(config: Config, plugins: Plugins) -> ASGIApp:
     @asynccontextmanager
     async def lifespan() -> AsyncIterator[Gateway]:
-        with hold_secrets(config_secrets(config)):  # from before the providers are made to after they close
-            gw = Gateway(config, plugins)
-            await gw.start()
-            _startup_log(gw)
-            console.start()
-            try:
-                yield gw
-            finally:
-                await console.stop()
-                await gw.aclose()
+        gw = Gateway(config, plugins)
+        await gw.start()
+        _startup_log(gw)
+        console.start()
+        try:
+            yield gw
+        finally:
+            await console.stop()
+            await gw.aclose()
+        release_secrets()  # after a clean shut-down only: an error's traceback is still scrubbed
 
+    release_secrets = hold_secrets(config_secrets(config))
     api_keys = {k: key_id(k) for k in config.server.api_keys if k}
     console = ui.Console(config.server)
     if api_keys and config.server.ui.playground_admin_key:

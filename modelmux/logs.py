@@ -17,7 +17,7 @@ import logging
 import os
 import sys
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -58,19 +58,18 @@ def add_secrets(values: list[str]) -> None:
         _rebuild_secrets()
 
 
-@contextlib.contextmanager
-def hold_secrets(values: Iterable[str]) -> Iterator[None]:
-    """``values`` scrubbed while the block runs: an app's lifespan holds its configuration's
-    secrets, so they do not outlive it in a process that runs one configuration after another
-    (tests), where a value that is only a secret elsewhere would be hidden as ``***``."""
+def hold_secrets(values: Iterable[str]) -> Callable[[], None]:
+    """``values`` scrubbed until the returned function lets them go (once; calling it again does
+    nothing). An app holds its configuration's secrets until it has shut down, so they do not
+    outlive it in a process that runs one configuration after another (the test suite), where a
+    text that is a secret only elsewhere would be hidden as ``***``."""
     kept = _kept(values)
     with _secrets_lock:
         for value in kept:
             _held[value] = _held.get(value, 0) + 1
         _rebuild_secrets()
-    try:
-        yield
-    finally:
+
+    def release() -> None:
         with _secrets_lock:
             for value in kept:
                 left = _held[value] - 1
@@ -78,7 +77,10 @@ def hold_secrets(values: Iterable[str]) -> Iterator[None]:
                     _held[value] = left
                 else:
                     del _held[value]
+            kept.clear()
             _rebuild_secrets()
+
+    return release
 
 
 def scrub(text: str) -> str:
