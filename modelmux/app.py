@@ -28,6 +28,7 @@ from modelmux.logs import add_secrets, hold_secrets, setup_logging
 from modelmux.middleware import GatewayMiddleware
 from modelmux.plugins import Plugins, load_plugins
 from modelmux.routes import ROUTES
+from modelmux.routes.tools import tool_routes
 
 #: Net container allocations between two young-generation collections (CPython's default: 700).
 GC_GEN0_THRESHOLD = 7000
@@ -51,6 +52,11 @@ def create_app(config: Config, plugins: Plugins) -> ASGIApp:
     async def lifespan() -> AsyncIterator[Gateway]:
         gw = Gateway(config, plugins)
         await gw.start()
+        try:
+            dispatcher.add(tool_routes(gw))  # a tool's routes exist once the tool is made
+        except BaseException:
+            await gw.aclose()
+            raise
         _startup_log(gw)
         console.start()
         try:
@@ -65,8 +71,9 @@ def create_app(config: Config, plugins: Plugins) -> ASGIApp:
     console = ui.Console(config.server)
     if api_keys and config.server.ui.playground_admin_key:
         api_keys.update({k: key_id(k) for k in console.access.keys})  # docs/ui.md, "Playground"
+    dispatcher = Dispatcher([*ROUTES, *ui.routes(console)], lifespan)
     return GatewayMiddleware(
-        CancelOnDisconnect(Dispatcher([*ROUTES, *ui.routes(console)], lifespan)),
+        CancelOnDisconnect(dispatcher),
         api_keys=api_keys,
         max_request_bytes=config.server.max_request_bytes,
         log_bodies=config.server.log_bodies,
@@ -76,12 +83,12 @@ def create_app(config: Config, plugins: Plugins) -> ASGIApp:
 
 
 def config_secrets(config: Config) -> list[str]:
-    """Client keys, provider and store secrets: scrubbed from every log line and error answer
+    """Client keys, provider, store and tool secrets: scrubbed from every log line and error answer
     (while the app that serves ``config`` runs)."""
     return [
         *config.server.api_keys,
         *config.server.admin_api_keys,
-        *_secret_values([*config.providers.values(), *config.stores.values()]),
+        *_secret_values([*config.providers.values(), *config.stores.values(), *config.tools.values()]),
     ]
 
 

@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 if TYPE_CHECKING:
     from modelmux.provider import ProviderSettings
     from modelmux.registry import Registry
+    from modelmux.tools import ToolSettings
 
 ENV_PREFIX = "MODELMUX_"
 SEARCH_PATHS = (
@@ -338,6 +339,21 @@ class ModelSettings(_Strict):
         return self.deployments or [DeploymentSettings(provider=self.provider, model=self.model, weight=1)]
 
 
+class ToolsSettings(BaseModel):
+    """``[tools]``: built-in tools the gateway runs itself for the Responses API (docs/guides/built-in-tools.md).
+    Each ``[tools.TYPE]`` table turns on the tool plugin registered for ``TYPE`` (``web_search``,
+    ``file_search``, ...) and holds that plugin's settings."""
+
+    model_config = ConfigDict(extra="allow")
+    max_rounds: int = Field(
+        4,
+        ge=1,
+        le=32,
+        description="model calls one Responses request may make while gateway tools run (the last one is offered "
+        "no tools, so the model answers)",
+    )
+
+
 class Settings(_Strict):
     server: ServerSettings = Field(default_factory=ServerSettings)
     state: StateSettings = Field(default_factory=StateSettings)
@@ -346,6 +362,7 @@ class Settings(_Strict):
     tracing: TracingSettings = Field(default_factory=TracingSettings)
     providers: dict[str, dict[str, Any]] = Field(default_factory=dict)
     models: dict[str, ModelSettings] = Field(default_factory=dict)
+    tools: ToolsSettings = Field(default_factory=ToolsSettings)
 
 
 @dataclass
@@ -361,6 +378,8 @@ class Config:
     implicit_echo: bool = False
     #: "state" / "cache" -> the backend's validated settings.
     stores: dict[str, BaseModel] = field(default_factory=dict)
+    #: Tool type (as registered, aliases resolved) -> its ``[tools.TYPE]`` table, validated by the plugin's model.
+    tools: dict[str, ToolSettings] = field(default_factory=dict)
 
     @property
     def server(self) -> ServerSettings:
@@ -484,6 +503,8 @@ OWN_PLUGIN_PACKAGES = {
     "azure": "modelmux-provider-azure",
     "bedrock": "modelmux-provider-bedrock",
     "redis": "modelmux-redis",
+    "web_search": "modelmux-tool-web-search",
+    "file_search": "modelmux-tool-file-search",
 }
 
 
@@ -651,8 +672,10 @@ def validate_config(
 
     providers: dict[str, ProviderSettings] = {}
     stores: dict[str, BaseModel] = {}
+    tools: dict[str, ToolSettings] = {}
     if registry is not None:
         providers = _validate_providers(settings, registry, path, problems)
+        tools = _validate_tools(settings, registry, path, problems)
         for section, table in (("state", registry.state_stores), ("cache", registry.caches)):
             section_settings = getattr(settings, section)
             backend = section_settings.backend
@@ -706,7 +729,7 @@ def validate_config(
         )
     if problems:
         raise ConfigError(problems)
-    return Config(settings, providers, path, sources, implicit, stores)
+    return Config(settings, providers, path, sources, implicit, stores, tools)
 
 
 def _validate_providers(
@@ -735,6 +758,35 @@ def _validate_providers(
     return out
 
 
+def _validate_tools(
+    settings: Settings, registry: Registry, path: Path | None, problems: list[str]
+) -> dict[str, ToolSettings]:
+    """Each ``[tools.TYPE]`` table by the settings model of the plugin registered for TYPE."""
+    out: dict[str, ToolSettings] = {}
+    installed = sorted({reg.name for reg in registry.tools.values()})
+    for name, table in (settings.tools.model_extra or {}).items():
+        key = f"tools.{name}"
+        reg = registry.tools.get(name)
+        if reg is None:
+            problem = _unknown_name("tool", key, name, installed)
+            problems.append(problem.replace(f"{key}: unknown tool", f"{key}: no installed plugin runs the tool", 1))
+            continue
+        if not isinstance(table, dict):
+            problems.append(f"{key}: must be a table (the {name} tool's settings, or empty), got {redact(table)!r}.")
+            continue
+        if reg.name in out:
+            problems.append(
+                f"{key}: the tool {reg.name!r} is configured twice ([tools.{reg.name}] and an alias). "
+                "Fix: keep one table."
+            )
+            continue
+        try:
+            out[reg.name] = reg.settings_model.model_validate(table)  # type: ignore[assignment]
+        except ValidationError as exc:
+            problems.extend(format_validation_error(exc, key, path, reg.settings_model))
+    return out
+
+
 #: Keys of ``[state]`` / ``[cache]`` that are ModelMux's own, not the backend's.
 _HOST_STORE_KEYS = {
     "backend",
@@ -759,6 +811,8 @@ def shown(config: Config) -> dict[str, Any]:
     """The merged configuration as ``config show`` and the web UI print it: secrets as ``***``."""
     data: dict[str, Any] = config.settings.model_dump(mode="json", exclude_none=True)
     data["providers"] = {n: p.model_dump(mode="json", exclude_none=True) for n, p in config.providers.items()}
+    for name, tool in config.tools.items():
+        data["tools"][name] = tool.model_dump(mode="json", exclude_none=True)
     shown_data: dict[str, Any] = redact(data)
     return shown_data
 

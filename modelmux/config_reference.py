@@ -36,7 +36,7 @@ from modelmux.stores import StoreSettings
 DEFAULT_OUTPUT = Path("docs/reference/configuration.md")
 
 #: Host tables in the order of the page; [providers] and [models] follow.
-_HOST_TABLES = ("server", "state", "cache", "router", "tracing")
+_HOST_TABLES = ("server", "state", "cache", "router", "tracing", "tools")
 #: The host sets these on every store's settings itself ([state]/[cache] ttl_seconds, the namespace).
 _HOST_SET_STORE_FIELDS = frozenset(StoreSettings.model_fields)
 #: The placeholder for the user-chosen names of a table of tables; <NAME> unless listed.
@@ -228,6 +228,7 @@ _TITLES = {
     "cache": "`[cache]`: the exact-match response cache",
     "router": "`[router]`: model resolution and resilience",
     "tracing": "`[tracing]`: OpenTelemetry",
+    "tools": "`[tools]`: built-in tools run by the gateway",
 }
 
 
@@ -239,6 +240,16 @@ def sections(plugins: Plugins) -> list[Section]:
         model = Settings.model_fields[name].annotation
         assert isinstance(model, type) and issubclass(model, BaseModel)
         out.append(Section(f"## {_TITLES[name]}", _doc(model), list(rows(model, [name]))))
+        if name == "tools":
+            for reg in _unique(registry.tools):
+                aliases = f" (alias {', '.join(f'`{a}`' for a in reg.aliases)})" if reg.aliases else ""
+                out.append(
+                    Section(
+                        f"### `[tools.{reg.name}]`{aliases}",
+                        f"{_origin(reg, plugins)} {_doc(reg.settings_model)}".rstrip(),
+                        list(rows(reg.settings_model, ["tools", reg.name])),
+                    )
+                )
         if name not in ("state", "cache"):
             continue
         table = registry.state_stores if name == "state" else registry.caches

@@ -83,12 +83,26 @@ class Dispatcher:
     """The innermost ASGI app: lifespan, then one route per request."""
 
     def __init__(self, routes: Sequence[Route], lifespan: Lifespan) -> None:
-        self.routes = list(routes)
-        self._exact: dict[str, Route] = {r.path: r for r in routes if r.pattern is None}
-        self._templated = [r for r in routes if r.pattern is not None]
+        self.routes: list[Route] = []
+        self._exact: dict[str, Route] = {}
+        self._templated: list[Route] = []
         self._lifespan = lifespan
         self.gateway: Gateway | None = None
-        served = sorted({r.path.split("/{", 1)[0] for r in routes if not r.path.startswith("/ui/")})
+        self.add(routes)
+
+    def add(self, routes: Sequence[Route]) -> None:
+        """Serve more routes (a configured tool's, at start-up); a path served already is an error."""
+        known = {r.path for r in self.routes}
+        for route in routes:
+            if route.path in known:
+                raise ValueError(f"the path {route.path} is served twice (a tool plugin's route clashes)")
+            known.add(route.path)
+            self.routes.append(route)
+            if route.pattern is None:
+                self._exact[route.path] = route
+            else:
+                self._templated.append(route)
+        served = sorted({r.path.split("/{", 1)[0] for r in self.routes if not r.path.startswith("/ui/")})
         self._served = ", ".join(served)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import aiohttp
@@ -20,14 +21,17 @@ from loguru import logger
 from modelmux import __version__, health, metrics, tracing
 from modelmux.breaker_sync import BreakerSync
 from modelmux.cache import ResponseCache
-from modelmux.config import Config
+from modelmux.config import Config, redact
+from modelmux.embeddings import validate_embeddings
+from modelmux.errors import UpstreamError
 from modelmux.http import open_client
 from modelmux.images import ImageFetcher
 from modelmux.limits import RateLimiter
 from modelmux.plugins import Plugins
-from modelmux.provider import Host, Provider
+from modelmux.provider import Completion, Host, Provider
 from modelmux.router import Router
 from modelmux.stores import StateStore
+from modelmux.tools import EMBED_BATCH, Tool, ToolContext, embeddings_of
 
 
 def key_id(key: str) -> str:
@@ -46,6 +50,9 @@ class Gateway:
         self.state: StateStore | None = None
         self.breaker_sync: BreakerSync | None = None
         self.http: aiohttp.ClientSession | None = None
+        #: Configured gateway tools: their type and each alias -> the one instance (``[tools.TYPE]``).
+        self.tools: dict[str, Tool] = {}
+        self.tool_errors: dict[str, str] = {}
         server = config.server
         self.images = ImageFetcher.from_settings(server.url_fetch_allow, server.images)
         self.router = Router(config, self.providers, images=self.images)
@@ -69,10 +76,53 @@ class Gateway:
                 self.provider_errors[name] = f"{type(exc).__name__}: {exc}"
                 logger.error("provider {} ({}) could not start: {}", name, settings.type, exc)
         health.reset(self.config.providers, self.provider_errors)
+        await self._start_tools(host)
         self.state = self._open_store("state")
         self.breaker_sync = self._share_breakers(self.state)
         assert self.state is not None
         self.limits = RateLimiter(self.config.server.limits, self.state, self.api_keys)
+
+    async def _start_tools(self, host: Host) -> None:
+        """One instance per ``[tools.TYPE]`` table, under its type and aliases; one that fails to start
+        is reported (``/health/ready`` 503) and its type keeps the no-tool behaviour."""
+        registry = self.plugins.registry
+        for name, settings in self.config.tools.items():
+            reg = registry.tools[name]
+            try:
+                tool: Tool = reg.factory(settings, host)
+                await tool.start()
+            except Exception as exc:
+                self.tool_errors[name] = f"{type(exc).__name__}: {exc}"
+                logger.error("tool {} could not start: {}", name, exc)
+                continue
+            for key in (name, *reg.aliases, tool.type, *tool.aliases):
+                self.tools[key] = tool
+            logger.info("tool {}: {}", name, redact(settings.model_dump(mode="json")))
+
+    def unique_tools(self) -> list[Tool]:
+        """Each configured tool once (``tools`` also holds it under its aliases)."""
+        return list({id(t): t for t in self.tools.values()}.values())
+
+    def tool_context(self, key_id: str | None, request_id: str) -> ToolContext:
+        assert self.http is not None, "tools run only after start()"
+        return ToolContext(key_id, request_id, self.http, self._embed_for(request_id))
+
+    def _embed_for(self, request_id: str) -> Any:
+        async def embed(model: str, texts: Sequence[str]) -> list[list[float]]:
+            out: list[list[float]] = []
+            for start in range(0, len(texts), EMBED_BATCH):
+                batch = list(texts[start : start + EMBED_BATCH])
+                body = {"model": model, "input": batch, "encoding_format": "float"}
+                validate_embeddings(body)
+                routed = await self.router.call("embeddings", body, stream=False, request_id=request_id)
+                result = routed.result
+                if not isinstance(result, Completion):
+                    await result.aclose()
+                    raise UpstreamError(f"provider {routed.deployment.provider} answered embeddings with a stream")
+                out += embeddings_of(result.json(), len(batch))
+            return out
+
+        return embed
 
     def _share_breakers(self, store: StateStore) -> BreakerSync | None:
         """Shared circuit breakers when ``router.circuit_breaker.shared`` asks and the store can."""
@@ -104,6 +154,11 @@ class Gateway:
         return registry[backend].factory(self.config.stores[section])
 
     async def aclose(self) -> None:
+        for tool in self.unique_tools():
+            try:
+                await tool.aclose()
+            except Exception as exc:
+                logger.warning("tool {} did not close cleanly: {}", tool.type, exc)
         for name, provider in self.providers.items():
             try:
                 await provider.aclose()
@@ -122,6 +177,7 @@ class Gateway:
     def process_problems(self) -> dict[str, str]:
         """What keeps this process from serving, whatever the upstreams do (``/health/ready``)."""
         problems = dict(self.provider_errors)
+        problems.update({f"tools.{name}": error for name, error in self.tool_errors.items()})
         if not self.providers:
             problems["providers"] = "no provider is configured and usable"
         return problems

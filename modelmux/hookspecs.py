@@ -19,6 +19,7 @@ if TYPE_CHECKING:
         RegisterPreset,
         RegisterProvider,
         RegisterStateStore,
+        RegisterTool,
     )
 
 hookspec = pluggy.HookspecMarker("modelmux")
@@ -50,6 +51,17 @@ def register_caches(register: RegisterCache) -> None:
 
     :param register: call ``register(name, factory, settings_model)``;
         ``factory(settings) -> Cache``.
+    """
+
+
+@hookspec
+def register_tools(register: RegisterTool) -> None:
+    """Add built-in tools the gateway runs itself (``[tools.TYPE]`` turns one on).
+
+    :param register: call ``register(tool, settings_model, *, type=None, aliases=None)``;
+        ``tool`` is a ``modelmux.tools.Tool`` subclass (its ``type`` and ``aliases`` are read
+        from the class) or a factory ``(settings, host) -> Tool`` given with ``type``;
+        ``settings_model`` subclasses ``ToolSettings`` and validates the ``[tools.TYPE]`` table.
     """
 
 

@@ -72,9 +72,11 @@ from modelmux.registry import (
     RegisterPreset,
     RegisterProvider,
     RegisterStateStore,
+    RegisterTool,
 )
 from modelmux.sse import SSEEvent, SSEParser
 from modelmux.stores import Cache, KeyValueStore, StateStore, StoreSettings
+from modelmux.tools import Tool, ToolCall, ToolContext, ToolEndpoint, ToolOutput, ToolRoute, ToolSettings
 from modelmux.translate.anthropic import (
     DEFAULT_MAX_TOKENS,
     AnthropicPlan,
@@ -120,12 +122,20 @@ __all__ = [
     "RegisterPreset",
     "RegisterProvider",
     "RegisterStateStore",
+    "RegisterTool",
     "RequestImages",
     "SSEEvent",
     "SSEParser",
     "StateStore",
     "StoreSettings",
     "StreamFilter",
+    "Tool",
+    "ToolCall",
+    "ToolContext",
+    "ToolEndpoint",
+    "ToolOutput",
+    "ToolRoute",
+    "ToolSettings",
     "UpstreamAuthError",
     "UpstreamError",
     "UpstreamRequest",

@@ -217,6 +217,23 @@ def _collect(pm: pluggy.PluginManager, infos: list[PluginInfo]) -> Registry:
 
         return make
 
+    def make_tool(plugin: str) -> Any:
+        def register(
+            tool: Any,
+            settings_model: type[BaseModel],
+            *,
+            type: str | None = None,
+            aliases: Iterable[str] | None = None,
+        ) -> None:
+            name = type or getattr(tool, "type", None)
+            if not isinstance(name, str) or not name:
+                raise ValueError(f"register_tools: {tool!r} has no type; pass type= or set the class attribute")
+            names = tuple(aliases if aliases is not None else getattr(tool, "aliases", ()))
+            registry.add(registry.tools, Registration(name, tool, settings_model, plugin, names))
+            note(plugin, f"tool {name}" + (f" (alias {', '.join(names)})" if names else ""))
+
+        return register
+
     def make_preset(plugin: str) -> Any:
         def register(name: str, description: str, render: PresetRender) -> None:
             registry.presets[name] = Preset(name, description, render, plugin)
@@ -227,5 +244,6 @@ def _collect(pm: pluggy.PluginManager, infos: list[PluginInfo]) -> Registry:
     call("register_providers", reg_factory(registry.providers, "provider"))
     call("register_state_stores", reg_factory(registry.state_stores, "state store"))
     call("register_caches", reg_factory(registry.caches, "cache"))
+    call("register_tools", make_tool)
     call("register_config_presets", make_preset)
     return registry

@@ -1,4 +1,4 @@
-"""What plugins registered: provider types, state stores, caches and presets, by name."""
+"""What plugins registered: provider types, state stores, caches, tools and presets, by name."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pydantic import BaseModel
 if TYPE_CHECKING:
     from modelmux.provider import Host, Provider, ProviderSettings
     from modelmux.stores import Cache, StateStore
+    from modelmux.tools import Tool, ToolSettings
 
 ProviderFactory = Callable[[str, "ProviderSettings", "Host"], "Provider"]
 StateStoreFactory = Callable[[Any], "StateStore"]
@@ -21,6 +22,7 @@ PresetRender = Callable[[dict[str, Any]], str]
 # table with that model before calling the factory, so a factory needs no isinstance check and a
 # provider class whose __init__ takes (name, settings, host) is a factory as it is.
 S = TypeVar("S", bound="ProviderSettings")
+T = TypeVar("T", bound="ToolSettings")
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -66,6 +68,22 @@ class RegisterCache(Protocol):
     def __call__(self, name: str, factory: Callable[[M], Cache], settings_model: type[M]) -> None: ...
 
 
+class RegisterTool(Protocol):
+    """``register(tool, settings_model, *, type=None, aliases=None)``: e.g. ``register(WebSearch, WebSearchSettings)``.
+
+    ``tool`` is a ``Tool`` subclass (``type`` and ``aliases`` default to its class attributes) or a
+    factory ``(settings, host) -> Tool``, which needs ``type``."""
+
+    def __call__(
+        self,
+        tool: type[Tool] | Callable[[T, Host], Tool],
+        settings_model: type[T],
+        *,
+        type: str | None = None,
+        aliases: Iterable[str] | None = None,
+    ) -> None: ...
+
+
 class RegisterPreset(Protocol):
     def __call__(self, name: str, description: str, render: PresetRender) -> None: ...
 
@@ -75,6 +93,8 @@ class Registry:
     providers: dict[str, Registration] = field(default_factory=dict)
     state_stores: dict[str, Registration] = field(default_factory=dict)
     caches: dict[str, Registration] = field(default_factory=dict)
+    #: Tool type and each alias -> its registration (``Registration.name`` is the tool's type).
+    tools: dict[str, Registration] = field(default_factory=dict)
     presets: dict[str, Preset] = field(default_factory=dict)
 
     def provider_types(self) -> list[str]:

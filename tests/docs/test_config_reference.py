@@ -34,6 +34,8 @@ def test_the_page_covers_every_registered_type(plugins: Plugins) -> None:
     for name in plugins.registry.providers:
         reg = plugins.registry.providers[name]
         assert f'### `type = "{reg.name}"`' in page
+    for reg in plugins.registry.tools.values():
+        assert f"### `[tools.{reg.name}]`" in page
     for section, table in (("state", plugins.registry.state_stores), ("cache", plugins.registry.caches)):
         for name in table:
             assert f'### `[{section}]` with `backend = "{name}"`' in page
@@ -55,6 +57,8 @@ def test_the_environment_variables_listed_are_the_ones_the_loader_reads(plugins:
                 continue  # backend options: checked by their backend, not by the host's schema
             if row.key.startswith("providers.") and "`type = " in section.heading:
                 continue  # a provider type's own keys need that type
+            if section.heading.startswith("### `[tools."):
+                continue  # a tool's keys turn the tool on: checked by its plugin's tests
             env = row.env.replace("<NAME>", "P" if row.key.startswith("providers.") else "M").replace("<LABEL>", "L")
             if "<" in env or "__KEYS" in env:
                 continue
