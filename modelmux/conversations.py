@@ -67,6 +67,8 @@ class StoredResponse:
     bucket: int | None = None
     #: Earlier format: the whole conversation before ``input_items``.
     legacy_history: list[dict[str, Any]] | None = None
+    #: Gateway tool items of its output -> the call and text the model saw (``tool_loop.py``).
+    tool_calls: dict[str, Any] = field(default_factory=dict)
 
     @property
     def items(self) -> list[dict[str, Any]]:
@@ -85,6 +87,8 @@ class History:
     depth: int = 0
     bytes: int = 0
     head: str | None = None
+    #: Gateway tool item id -> the call and text the model saw, over the whole conversation.
+    tool_calls: dict[str, Any] = field(default_factory=dict)
 
 
 def not_found(response_id: str, param: str | None = None) -> NotFoundError:
@@ -129,6 +133,7 @@ def _parse(response_id: str, raw: bytes) -> StoredResponse:
         minted=data.get("minted") or {},
         size=len(raw),
         bucket=data.get("bucket"),
+        tool_calls=data.get("tool_calls") or {},
     )
 
 
@@ -170,12 +175,14 @@ class Conversations:
         self._check_bytes(head.conversation_bytes, head.id)
         parts: list[list[dict[str, Any]]] = []
         minted: Minted = {}
+        tool_calls: dict[str, Any] = {}
         chain: list[str] = []
         current: StoredResponse | None = head
         while current is not None:
             chain.append(current.id)
             parts.append(current.items)
             minted.update(current.minted)
+            tool_calls.update(current.tool_calls)
             if current.legacy_history is not None:
                 parts.append(current.legacy_history)
                 break
@@ -195,7 +202,7 @@ class Conversations:
                     code="previous_response_incomplete",
                 )
         items = [item for part in reversed(parts) for item in part]
-        return History(items, minted, chain, head.depth, head.conversation_bytes, head.id)
+        return History(items, minted, chain, head.depth, head.conversation_bytes, head.id, tool_calls)
 
     def _check_depth(self, depth: int, head: str) -> None:
         limit = self.settings.max_conversation_depth
@@ -278,11 +285,13 @@ class Conversations:
         minted: Minted,
         *,
         output_minted: bool,
+        tool_calls: dict[str, Any] | None = None,
     ) -> None:
         """Store ``response`` with its own items, linked to ``history.head``; renew the chain's TTL.
 
         ``minted`` names the fields ModelMux added to the input items; with ``output_minted``
-        the output items' ids are ModelMux's too (a translated answer, or a cache hit)."""
+        the output items' ids are ModelMux's too (a translated answer, or a cache hit).
+        ``tool_calls``: the gateway tool items' calls and texts, shown to the model in later turns."""
         output = list(response.get("output") or [])
         own_minted = dict(minted)
         if output_minted:
@@ -290,6 +299,8 @@ class Conversations:
                 if isinstance(item, dict) and isinstance(item.get("id"), str):
                     own_minted[item["id"]] = [f for f in ("id", "status") if f in item]
         items_bytes = len(orjson.dumps(input_items)) + len(orjson.dumps(output))
+        if tool_calls:  # their texts go upstream again in later turns
+            items_bytes += len(orjson.dumps(tool_calls))
         bucket = int(time.time() // self._bucket_seconds)
         record = orjson.dumps(
             {
@@ -302,6 +313,7 @@ class Conversations:
                 "conversation_bytes": history.bytes + items_bytes,
                 "minted": own_minted,
                 "bucket": bucket,
+                **({"tool_calls": tool_calls} if tool_calls else {}),
             }
         )
         limit = self.settings.max_record_bytes

@@ -151,11 +151,20 @@ class Router:
         stream: bool,
         request_id: str = "",
         body_for: BodyFor | None = None,
+        deadline: float | None = None,
     ) -> Routed:
+        """``deadline`` (the loop's clock): an earlier end than ``router.deadline_seconds`` from now,
+        for a request that calls the router more than once (the Responses tool loop)."""
         chain = self.chain(str(body.get("model") or ""))
         picked = self.balancer.order_chain([(p.route, p.deployments, p.strategy) for p in chain])
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._router.deadline_seconds
+        own = loop.time() + self._router.deadline_seconds
+        deadline = own if deadline is None else min(own, deadline)
+        if loop.time() >= deadline:
+            raise UpstreamTimeoutError(
+                f"no answer within router.deadline_seconds ({self._router.deadline_seconds:g} s, "
+                "gateway tool calls included)"
+            )
         last: ModelMuxError | None = None
         attempts = 0
         # One per client request: images are fetched once for every attempt and fallback.

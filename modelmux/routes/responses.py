@@ -31,6 +31,7 @@ from modelmux.routes import responses_cache
 from modelmux.schemas_responses import validate_responses
 from modelmux.sse import SSEParser, encode
 from modelmux.streaming import EventStreamResponse
+from modelmux.tool_loop import ToolLoop
 from modelmux.translate.responses import response_skeleton
 from modelmux.translate.responses_output import completion_to_response
 from modelmux.translate.responses_request import ChatPlan, chat_request, native_request, normalize_input
@@ -72,6 +73,14 @@ class ResponsesExchange(pipeline.Exchange):
         #: Item id -> fields ModelMux added, over the whole conversation (left out for native upstreams).
         self.replay_minted = {**history.minted, **minted}
         self.convs = convs  # None: store is false
+        #: Gateway tools named by the request (``[tools.TYPE]``): the tool loop, else None.
+        self.loop = ToolLoop.of(gw, body, ctx)
+        # Items of gateway tools in the conversation (stored, or sent back by a stateless client):
+        # only the chat path can show them to the model (as the call and its answer).
+        item_types = {tool.item_type for tool in gw.tools.values()}
+        self.tool_items = bool(history.tool_calls) or any(
+            item.get("type") in item_types for item in (*history.items, *input_items)
+        )
         self.save: Save | None = self.saver(output_minted=True)
         self.plans: dict[Deployment, ChatPlan] = {}
         self.plan: ChatPlan | None = None
@@ -86,16 +95,25 @@ class ResponsesExchange(pipeline.Exchange):
 
         async def save(resp: dict[str, Any]) -> None:
             await convs.save(
-                resp, self.history, self.input_items, self.ctx.key_id, self.minted, output_minted=output_minted
+                resp,
+                self.history,
+                self.input_items,
+                self.ctx.key_id,
+                self.minted,
+                output_minted=output_minted,
+                tool_calls=self.loop.replay if self.loop is not None else None,
             )
 
         return save
 
-    def cache_key(self) -> tuple[dict[str, Any], Any]:
+    def cache_key(self) -> tuple[dict[str, Any], Any] | None:
+        if self.loop is not None:
+            return None  # gateway tools answer from live sources (a search, a vector store that changes)
         return responses_cache.key_body(self.body), responses_cache.key_context(self.previous)
 
     def body_for(self, provider: Provider, dep: Deployment) -> tuple[Api, dict[str, Any]]:
-        if provider.native_responses:
+        # Gateway tools (now, or their items in the history) need the chat path: the loop runs there.
+        if provider.native_responses and self.loop is None and not self.tool_items:
             return "responses", native_request(self.body, self.previous, self.input_items, self.replay_minted)
         model = self.gw.config.settings.models.get(dep.route)
         plan = chat_request(
@@ -103,6 +121,8 @@ class ResponsesExchange(pipeline.Exchange):
             self.previous + self.input_items,
             stream=self.stream,
             strict_tools=bool(model and model.strict_tools),
+            gateway=self.loop.functions if self.loop is not None else None,
+            replay=self.history.tool_calls,
         )
         self.plans[dep] = plan
         return "chat", plan.body
@@ -123,9 +143,17 @@ class ResponsesExchange(pipeline.Exchange):
     async def answer(self, routed: Routed, result: Completion, account: Account) -> tuple[bytes, bool]:
         if self.plan is None:  # native: the upstream's Response, told what the client asked for
             resp = _as_client_asked(result.json(), self.body)
+            await account.done(result.usage)
+        elif self.loop is not None:
+            try:
+                resp = await self.loop.complete(
+                    result.json(), self.plan.body, self.plan.names, response_skeleton(self.body)
+                )
+            finally:  # every round's tokens were spent, whatever the last one did
+                await account.done(self.loop.usage or None)
         else:
             resp = completion_to_response(result.json(), response_skeleton(self.body), self.plan.names)
-        await account.done(result.usage)
+            await account.done(result.usage)
         self._warn(await _store(self.save, resp))
         return orjson.dumps(resp), responses_cache.storable(resp)
 
@@ -137,7 +165,7 @@ class ResponsesExchange(pipeline.Exchange):
         if self.plan is None:
             return account.metered(_native_stream(stream, self.body, self.save, self.outcome), stream)
         events = ResponseEvents(response_skeleton(self.body), self.plan.names)
-        return _translated_stream(stream, events, self.save, account, self.outcome)
+        return _translated_stream(stream, events, self.save, account, self.outcome, self.loop, self.plan.body)
 
     def stream_ok(self) -> bool:
         return "error" not in self.outcome
@@ -212,17 +240,24 @@ async def _translated_stream(
     save: Save | None,
     account: Account,
     outcome: dict[str, Any],
+    loop: ToolLoop | None = None,
+    chat_body: dict[str, Any] | None = None,
 ) -> AsyncIterator[bytes]:
     provider = account.provider
     try:
         for event in events.start():
             yield encode(event, event["type"])
         try:
-            async for chunk in stream.events():
-                out = events.feed(chunk)
-                if out:
-                    account.first_token()
-                for event in out:
+            if loop is None:
+                async for chunk in stream.events():
+                    out = events.feed(chunk)
+                    if out:
+                        account.first_token()
+                    for event in out:
+                        yield encode(event, event["type"])
+            else:
+                assert chat_body is not None
+                async for event in loop.stream_rounds(stream, events, chat_body, account.first_token):
                     yield encode(event, event["type"])
             final = events.finish()
         except ModelMuxError as exc:
@@ -242,7 +277,7 @@ async def _translated_stream(
             yield encode(event, event["type"])
     finally:
         await stream.aclose()
-        await account.done(stream.usage)
+        await account.done(loop.usage or None if loop is not None else stream.usage)
 
 
 async def _native_stream(

@@ -19,7 +19,8 @@ import orjson
 #: ``namespace`` tool groups become chat functions named NAMESPACE + NS_SEP + NAME.
 NS_SEP = "__"
 
-ToolKind = Literal["function", "custom"]
+#: "gateway": a built-in tool the gateway runs itself (``modelmux/tool_loop.py``), never a client item.
+ToolKind = Literal["function", "custom", "gateway"]
 
 
 def new_id(prefix: str) -> str:

@@ -9,6 +9,7 @@ never part of the stored history.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -138,8 +139,44 @@ def _output_text(output: Any) -> str:
     return orjson.dumps(output).decode()
 
 
-def items_to_messages(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Conversation items -> chat messages. Reasoning and built-in tool items are not sent."""
+#: A gateway tool call of an earlier response, as the model saw it: item id -> ``{"call_id", "name",
+#: "arguments", "output"}`` (stored with the response, ``Conversations.save(tool_calls=...)``).
+Replay = Mapping[str, Mapping[str, Any]]
+
+
+def _tool_call_replay(item: dict[str, Any], replay: Replay | None) -> Mapping[str, Any] | None:
+    """The call and answer to show the model for a gateway tool's item: as stored, or (an item the
+    client sent itself, or a response stored without it) a summary of the item."""
+    found = replay.get(str(item.get("id"))) if replay else None
+    if found is not None:
+        return found
+    kind = str(item.get("type"))
+    if kind == "web_search_call":
+        raw = item.get("action")
+        action: dict[str, Any] = raw if isinstance(raw, dict) else {}
+        query = action.get("query") or "; ".join(map(str, action.get("queries") or []))
+        sources = [str(s.get("url")) for s in action.get("sources") or [] if isinstance(s, dict)]
+        text = f"Searched the web for {query!r}." + (f" Sources: {', '.join(sources)}" if sources else "")
+        args = {"query": query}
+    elif kind == "file_search_call":
+        queries = [str(q) for q in item.get("queries") or []]
+        results = [r for r in item.get("results") or [] if isinstance(r, dict)]
+        found_text = "\n\n".join(f"[{r.get('filename') or r.get('file_id')}] {r.get('text', '')}" for r in results)
+        text = f"Searched the files for {'; '.join(queries)!r}." + (f" Results:\n{found_text}" if found_text else "")
+        args = {"query": queries[0] if queries else ""}
+    else:
+        return None
+    return {
+        "call_id": str(item.get("id")),
+        "name": kind.removesuffix("_call"),
+        "arguments": orjson.dumps(args).decode(),
+        "output": text,
+    }
+
+
+def items_to_messages(items: list[dict[str, Any]], replay: Replay | None = None) -> list[dict[str, Any]]:
+    """Conversation items -> chat messages. Reasoning and other built-in tool items are not sent;
+    a gateway tool's item (``web_search_call``, ...) is its call and answer again (``replay``)."""
     messages: list[dict[str, Any]] = []
     for index, item in enumerate(items):
         kind = item.get("type", "message")
@@ -169,6 +206,18 @@ def items_to_messages(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 messages.append({"role": "assistant", "content": None, "tool_calls": [call]})
         elif kind in ("function_call_output", "custom_tool_call_output"):
             messages.append({"role": "tool", "tool_call_id": item["call_id"], "content": _output_text(item["output"])})
+        elif (shown := _tool_call_replay(item, replay)) is not None:
+            call = {
+                "id": shown["call_id"],
+                "type": "function",
+                "function": {"name": shown["name"], "arguments": shown["arguments"]},
+            }
+            last = messages[-1] if messages else None
+            if last is not None and last["role"] == "assistant" and "tool_calls" not in last:
+                last["tool_calls"] = [call]  # the text the model wrote with the call
+            else:  # each call with its answer right after it: valid for every chat upstream
+                messages.append({"role": "assistant", "content": None, "tool_calls": [call]})
+            messages.append({"role": "tool", "tool_call_id": shown["call_id"], "content": str(shown["output"])})
         # reasoning, web_search_call, mcp_*, ...: nothing a chat upstream can take
     return messages
 
@@ -206,7 +255,14 @@ def _custom_as_function(name: str, tool: dict[str, Any], description: str | None
     return _function(name, tool.get("description") or description, params, None)
 
 
-def chat_tools(tools: list[dict[str, Any]] | None, *, strict_tools: bool, model: str) -> ChatTools:
+def chat_tools(
+    tools: list[dict[str, Any]] | None,
+    *,
+    strict_tools: bool,
+    model: str,
+    gateway: Mapping[int, dict[str, Any]] | None = None,
+) -> ChatTools:
+    """``gateway``: index in ``tools`` -> the function the gateway offers for that built-in tool."""
     out = ChatTools()
 
     def add(flat: str, origin: ToolOrigin, spec: dict[str, Any], where: str) -> None:
@@ -218,7 +274,10 @@ def chat_tools(tools: list[dict[str, Any]] | None, *, strict_tools: bool, model:
     for index, tool in enumerate(tools or []):
         kind = tool["type"]
         where = f"tools[{index}]"
-        if kind == "function":
+        if gateway and index in gateway:
+            fn = gateway[index]
+            add(fn["name"], ToolOrigin(fn["name"], kind="gateway"), {"type": "function", "function": fn}, where)
+        elif kind == "function":
             spec = _function(tool["name"], tool.get("description"), tool.get("parameters"), tool.get("strict"))
             add(tool["name"], ToolOrigin(tool["name"]), spec, where)
         elif kind == "custom":
@@ -262,10 +321,14 @@ def chat_tool_choice(choice: Any, tools: ChatTools) -> tuple[Any, list[dict[str,
             matches = [flat for flat, o in tools.names.by_flat.items() if o.name == name]
             name = matches[0] if len(matches) == 1 else name
         return {"type": "function", "function": {"name": name}}, tools.tools
+    gateway = {o.name: flat for flat, o in tools.names.by_flat.items() if o.kind == "gateway"}
     if kind == "allowed_tools":
         allowed = {flat_name(t.get("namespace"), t["name"]) for t in choice["tools"] if t.get("name")}
+        allowed |= {gateway[t["type"]] for t in choice["tools"] if t.get("type") in gateway}
         kept = [t for t in tools.tools if t["function"]["name"] in allowed]
         return choice["mode"], kept
+    if kind in gateway:  # {"type": "web_search"}: the gateway runs it, so the model must call its function
+        return {"type": "function", "function": {"name": gateway[kind]}}, tools.tools
     return "auto", tools.tools  # a built-in tool (or MCP server) we could not send
 
 
@@ -285,9 +348,14 @@ def chat_request(
     *,
     stream: bool,
     strict_tools: bool = False,
+    gateway: Mapping[int, dict[str, Any]] | None = None,
+    replay: Replay | None = None,
 ) -> ChatPlan:
-    """The chat body for ``body`` over ``conversation`` (stored history + this turn's input items)."""
-    messages = items_to_messages(conversation)
+    """The chat body for ``body`` over ``conversation`` (stored history + this turn's input items).
+
+    ``gateway``: the functions of the built-in tools the gateway runs (by index in ``tools``);
+    ``replay``: the stored calls of earlier gateway tool items (``items_to_messages``)."""
+    messages = items_to_messages(conversation, replay)
     if body.get("instructions"):
         messages.insert(0, {"role": "system", "content": body["instructions"]})
     if not messages:
@@ -299,7 +367,7 @@ def chat_request(
     if stream:
         chat["stream"] = True
         chat["stream_options"] = {"include_usage": True}
-    tools = chat_tools(body.get("tools"), strict_tools=strict_tools, model=model)
+    tools = chat_tools(body.get("tools"), strict_tools=strict_tools, model=model, gateway=gateway)
     choice, sent = chat_tool_choice(body.get("tool_choice"), tools)
     if sent:
         chat["tools"] = sent

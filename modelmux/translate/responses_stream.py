@@ -11,6 +11,7 @@ the texts of the open items (needed for their ``.done`` events and the final Res
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +36,15 @@ class _Call:
     arguments: list[str] = field(default_factory=list)
 
 
+@dataclass
+class GatewayCall:
+    """A call of a tool the gateway runs: no events of its own, collected for the tool loop."""
+
+    call_id: str
+    name: str
+    arguments: list[str] = field(default_factory=list)
+
+
 class ResponseEvents:
     def __init__(self, resp: dict[str, Any], names: ToolNames) -> None:
         self.response = resp
@@ -48,6 +58,15 @@ class ResponseEvents:
         self._part: dict[str, Any] | None = None
         self._texts: list[str] = []
         self._calls: dict[int, _Call] = {}
+        self._gateway: dict[int, GatewayCall] = {}
+        #: The upstream's own ``usage`` of the current round (chat shape).
+        self.chat_usage: dict[str, Any] | None = None
+        #: Annotations of the answer's text, asked when an output_text part closes (the tool loop's last round).
+        self.annotate: Callable[[str], list[dict[str, Any]]] | None = None
+
+    def event(self, kind: str, **fields: Any) -> Event:
+        """An event of this response (the next sequence number): for the tool loop's own events."""
+        return self._event(kind, **fields)
 
     def _event(self, kind: str, **fields: Any) -> Event:
         event = {"type": kind, "sequence_number": self._seq, **fields}
@@ -97,6 +116,14 @@ class ResponseEvents:
         events = []
         if part["type"] == "output_text":
             part["text"] = text
+            if self.annotate is not None:
+                part["annotations"] = self.annotate(text)
+                for i, annotation in enumerate(part["annotations"]):
+                    events.append(
+                        self._event(
+                            "response.output_text.annotation.added", annotation_index=i, annotation=annotation, **where
+                        )
+                    )
             events.append(self._event("response.output_text.done", text=text, logprobs=[], **where))
         elif part["type"] == "refusal":
             part["refusal"] = text
@@ -164,6 +191,15 @@ class ResponseEvents:
         index = int(call.get("index") or 0)
         fn = call.get("function") or {}
         events: list[Event] = []
+        gateway_call = self._gateway.get(index)
+        if gateway_call is None and index not in self._calls and fn.get("name"):
+            if self.names.origin(str(fn["name"])).kind == "gateway":
+                gateway_call = self._gateway[index] = GatewayCall(call.get("id") or new_id("call"), str(fn["name"]))
+        if gateway_call is not None:
+            piece = fn.get("arguments")
+            if isinstance(piece, str) and piece:
+                gateway_call.arguments.append(piece)
+            return []
         open_call = self._calls.get(index)
         if open_call is None:
             events += self._close_item()
@@ -219,6 +255,7 @@ class ResponseEvents:
 
     def feed(self, chunk: dict[str, Any]) -> list[Event]:
         if chunk.get("usage"):
+            self.chat_usage = chunk["usage"]
             self.usage = usage_from_chat(chunk["usage"])
         events: list[Event] = []
         for choice in chunk.get("choices") or []:
@@ -239,6 +276,27 @@ class ResponseEvents:
             if choice.get("finish_reason"):
                 self.finish_reason = choice["finish_reason"]
         return events
+
+    def has_gateway_calls(self) -> bool:
+        return bool(self._gateway)
+
+    def end_round(self) -> tuple[list[Event], list[GatewayCall]]:
+        """The tool loop's end of one model call: what is open closes, and the calls of gateway tools
+        (which had no events) are handed over; the response goes on with the next call's chunks."""
+        events = self._close_item() + self._close_calls()
+        calls = list(self._gateway.values())
+        self._gateway.clear()
+        self.finish_reason = None
+        return events, calls
+
+    def add_item(self, item: dict[str, Any]) -> tuple[int, Event]:
+        """Open an item the tool loop made (a ``web_search_call``): its output index and ``output_item.added``."""
+        self.output.append(item)
+        index = len(self.output) - 1
+        return index, self._event("response.output_item.added", output_index=index, item=copy.deepcopy(item))
+
+    def item_done(self, index: int) -> Event:
+        return self._event("response.output_item.done", output_index=index, item=copy.deepcopy(self.output[index]))
 
     def finish(self) -> list[Event]:
         events = self._close_item() + self._close_calls()
