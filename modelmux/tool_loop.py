@@ -307,7 +307,10 @@ class ToolLoop:
             finish = (stripped["choices"][0] or {}).get("finish_reason")
             if not calls or self.rounds >= self.max_rounds:
                 if calls:
-                    logger.warning("the model called {} after its last tool round: not run", [c.name for c in calls])
+                    logger.warning(
+                        "the model called a gateway tool after its last tool round: not run ({})",
+                        ", ".join(c.name for c in calls),
+                    )
                     finish = "stop" if finish == "tool_calls" else finish
                 self._annotate(items)
                 return finalize(resp, output + items, usage_from_chat(self.usage), finish)
