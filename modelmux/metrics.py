@@ -52,6 +52,14 @@ INFLIGHT = Gauge(
 )
 UPSTREAM_RETRIES = Counter("modelmux_upstream_retries_total", "Upstream attempts retried", ["provider", "reason"])
 FALLBACKS = Counter("modelmux_fallbacks_total", "Requests moved to a fallback model", ["from", "to"])
+#: ``tool`` is a configured tool's type (``[tools.TYPE]``): bounded by the configuration.
+TOOL_CALLS = Counter("modelmux_tool_calls_total", "Gateway tool calls run by the tool loop", ["tool", "status"])
+TOOL_DURATION = Histogram(
+    "modelmux_tool_call_duration_seconds",
+    "Time one gateway tool call took",
+    ["tool"],
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60),
+)
 #: 1 unless the provider is ``down`` in /health (set on changes, never per request); with several
 #: workers, the value the most recent live worker set.
 PROVIDER_UP = Gauge(

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -28,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from loguru import logger
 
+from modelmux import metrics
 from modelmux.errors import InvalidRequestError, UpstreamError
 from modelmux.logs import scrub
 from modelmux.provider import Completion, EventStream
@@ -183,6 +185,7 @@ class ToolLoop:
             why = f"max_tool_calls ({self.max_calls}) was reached"
         else:
             ctx = self.gw.tool_context(self.ctx.key_id, self.ctx.request_id)
+            started = time.perf_counter()
             try:
                 async with asyncio.timeout_at(self.deadline):
                     result = await tool.run(ToolCall(call.call_id, arguments, offered.entry, self.include), ctx)
@@ -197,6 +200,7 @@ class ToolLoop:
                     "tool {} failed: {}: {}", tool.type, type(exc).__name__, scrub(str(message))
                 )
                 why = "an error in the tool"
+            metrics.child(metrics.TOOL_DURATION, tool.type).observe(time.perf_counter() - started)
         if output is None:
             if why and "error in the tool" not in why:
                 logger.warning("tool {} call {} not run: {}", tool.type, call.call_id, why)
@@ -212,6 +216,7 @@ class ToolLoop:
             "arguments": "".join(call.arguments) or "{}",
             "output": text,
         }
+        metrics.child(metrics.TOOL_CALLS, tool.type, final["status"]).inc()
         ran = Ran(shown(final, self.include), call, text, output, tool)
         self.ran.append(ran)
         return ran

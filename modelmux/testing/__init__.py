@@ -2,7 +2,7 @@
 
 With ``modelmux.plugin``, the only host modules a plugin's tests import. Installing ModelMux
 also installs a pytest plugin (``modelmux.testing.fixtures``): the ``host``, ``provider``,
-``store``, ``cache`` and ``serve_upstream`` fixtures. Needs the ``test`` extra (pytest,
+``store``, ``cache``, ``tool`` and ``serve_upstream`` fixtures. Needs the ``test`` extra (pytest,
 pytest-asyncio, jsonschema, openai).
 
 The names load on first use, so the pytest plugin costs nothing in a test run that uses none
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
         run_gateway,
         serve_aiohttp,
     )
+    from modelmux.testing.tool_contract import ToolContract, fake_embed
 
 _WHERE = {
     "CacheContract": "contracts",
@@ -41,7 +42,9 @@ _WHERE = {
     "RunningGateway": "servers",
     "ServeProcess": "process",
     "StateStoreContract": "contracts",
+    "ToolContract": "tool_contract",
     "cli": "config",
+    "fake_embed": "tool_contract",
     "fake_embedding": "servers",
     "fake_embeddings_answer": "servers",
     "free_port": "servers",
@@ -65,7 +68,9 @@ __all__ = [
     "RunningGateway",
     "ServeProcess",
     "StateStoreContract",
+    "ToolContract",
     "cli",
+    "fake_embed",
     "fake_embedding",
     "fake_embeddings_answer",
     "free_port",

@@ -12,6 +12,9 @@ A test module, class or conftest replaces any of them with a fixture of the same
   then its factory; closed after the test.
 - ``store`` / ``cache``: opened from ``store_config`` / ``cache_config`` (a ``[state]`` /
   ``[cache]`` table with its ``backend``) the way the gateway opens them; closed after.
+- ``tool``: made from ``tool_config`` (a ``[tools.TYPE]`` table as a dict, with ``type``) the
+  way the gateway makes one, started, closed after. ``tool_context``: the ``ToolContext`` a tool
+  gets per request, whose ``embed`` is ``tool_embed`` (deterministic fake embeddings by default).
 - ``serve_upstream``: ``serve_upstream(app)`` serves an aiohttp app (a fake upstream) on
   loopback until the test ends. ``upstream_fixture(make_app)`` makes a module-scoped one.
 """
@@ -25,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 # Failing contract checks then show the values compared, as asserts in test files do.
-pytest.register_assert_rewrite("modelmux.testing.contracts")
+pytest.register_assert_rewrite("modelmux.testing.contracts", "modelmux.testing.tool_contract")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -53,6 +56,7 @@ if TYPE_CHECKING:
     from modelmux.provider import Host, Provider
     from modelmux.stores import Cache, StateStore
     from modelmux.testing.servers import LoopbackServer
+    from modelmux.tools import Embedder, Tool, ToolContext
 
 
 @pytest.fixture(scope="session")
@@ -147,6 +151,44 @@ async def cache(cache_config: dict[str, Any], modelmux_plugins: Plugins) -> Asyn
     made: Cache = _open_backend("cache", cache_config, modelmux_plugins)
     yield made
     await made.aclose()
+
+
+@pytest.fixture
+def tool_config() -> dict[str, Any]:
+    raise pytest.UsageError(
+        "the tool fixture is made from a tool_config fixture: define one returning the [tools.TYPE] "
+        'table as a dict with its type, e.g. {"type": "web_search", "url": fake.url}, or define tool itself'
+    )
+
+
+@pytest.fixture
+async def tool(tool_config: dict[str, Any], host: Host, modelmux_plugins: Plugins) -> AsyncIterator[Tool]:
+    table = dict(tool_config)
+    kind = str(table.pop("type", ""))
+    reg = modelmux_plugins.registry.tools.get(kind)
+    if reg is None:
+        known = ", ".join(sorted(modelmux_plugins.registry.tools)) or "(none)"
+        raise pytest.UsageError(f"tool_config: no installed plugin registers the tool {kind!r} (known: {known})")
+    made: Tool = reg.factory(reg.settings_model.model_validate(table), host)
+    await made.start()
+    yield made
+    await made.aclose()
+
+
+@pytest.fixture
+def tool_embed() -> Embedder:
+    """``embed(model, texts)`` for ``tool_context``: the fake of ``modelmux.testing.fake_embed``."""
+    from modelmux.testing.tool_contract import fake_embed
+
+    return fake_embed
+
+
+@pytest.fixture
+def tool_context(host: Host, tool_embed: Embedder) -> ToolContext:
+    """What the host gives a tool for one request: a client key id, a request id, the pooled client."""
+    from modelmux.tools import ToolContext
+
+    return ToolContext("key-contract", "req-contract", host.http, tool_embed)
 
 
 @pytest.fixture

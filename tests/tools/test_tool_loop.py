@@ -385,6 +385,9 @@ def test_a_tool_that_fails_is_a_failed_item_and_the_model_is_told(
     told = bodies[1]["messages"][-1]["content"]
     assert "web_search tool failed" in told and "exploded" not in told  # the reason goes to the log only
     assert message["type"] == "message"
+    scrape = httpx.get(f"{gw.root}/metrics").text
+    assert 'modelmux_tool_calls_total{status="failed",tool="web_search"}' in scrape
+    assert 'modelmux_tool_call_duration_seconds_count{tool="web_search"}' in scrape
 
 
 def test_arguments_that_are_not_an_object_are_not_run(gw: RunningGateway, bodies: list[dict[str, Any]]) -> None:
@@ -527,3 +530,11 @@ def test_a_failed_tool_in_a_stream_is_a_failed_item(gw: RunningGateway, bodies: 
     done = next(e for e in events if e["type"] == "response.output_item.done")
     assert done["item"]["status"] == "failed"
     assert events[-1]["type"] == "response.completed"
+
+
+def test_max_tool_calls_caps_the_calls_run(gw: RunningGateway, bodies: list[dict[str, Any]]) -> None:
+    r = post(gw, {"model": "m", "input": "twice please", "tools": [{"type": "web_search"}], "max_tool_calls": 1})
+    assert r.status_code == 200, r.text
+    out = r.json()["output"]
+    assert [i["status"] for i in out[:2]] == ["completed", "failed"] and len(FakeSearch.calls) == 1
+    assert "max_tool_calls (1) was reached" in bodies[1]["messages"][-1]["content"]
