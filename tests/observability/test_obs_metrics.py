@@ -108,7 +108,7 @@ def test_docs_and_dashboard_cover_exactly_the_metrics_we_export() -> None:
 
     root = Path(__file__).resolve().parents[2]
     ours = {m.name for m in REGISTRY.collect() if m.name.startswith("modelmux_")}
-    assert len(ours) == 11
+    assert len(ours) == 13
     doc = (root / "docs" / "observability.md").read_text()
     assert all(f"`{name}" in doc for name in ours)
     dashboard = json.loads((root / "examples" / "grafana" / "modelmux-dashboard.json").read_text())
