@@ -26,7 +26,7 @@ _SETTING = re.compile(r"\bproviders\.([\w-]+)\.(\w+)")
 
 
 async def run_checks(config: Config, plugins: Plugins) -> list[tuple[str, Check]]:
-    """Every check, as (where, check): configuration, plugins, each provider, the state store."""
+    """Every check, as (where, check): configuration, plugins, each provider and tool, the state store."""
     from modelmux.gateway import Gateway
 
     checks: list[tuple[str, Check]] = [
@@ -55,6 +55,13 @@ async def run_checks(config: Config, plugins: Plugins) -> list[tuple[str, Check]
                 checks.append((name, Check("checks ran", False, f"{type(exc).__name__}: {exc}")))
             if not any(where == name and not check.ok for where, check in checks):
                 checks.extend((name, check) for check in await _model_checks(config, gw, name, provider))
+        for name, err in gw.tool_errors.items():
+            checks.append((f"tools.{name}", Check("tool starts", False, err, f"correct [tools.{name}]", "config")))
+        for tool in gw.unique_tools():
+            try:
+                checks.extend((f"tools.{tool.type}", check) for check in await tool.doctor())
+            except Exception as exc:
+                checks.append((f"tools.{tool.type}", Check("checks ran", False, f"{type(exc).__name__}: {exc}")))
         checks.append(await _state_check(config, gw))
     finally:
         await gw.aclose()

@@ -7,6 +7,9 @@ temporary directory on the server's ``PYTHONPATH``: the discovery path of a ``pi
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import textwrap
 import uuid
 from collections.abc import Iterator
@@ -26,7 +29,7 @@ KEY = f"sk-tools-e2e-{uuid.uuid4().hex}"
 PLUGIN = textwrap.dedent(
     '''
     """A web_search tool for the end-to-end test: answers from a fixed table."""
-    from modelmux.plugin import RegisterTool, Tool, ToolOutput, ToolSettings, hookimpl
+    from modelmux.plugin import Check, RegisterTool, Tool, ToolOutput, ToolSettings, hookimpl
 
 
     class TableSettings(ToolSettings):
@@ -44,6 +47,9 @@ PLUGIN = textwrap.dedent(
                 raise RuntimeError("backend down at http://search.internal:9999")
             action = {"type": "search", "query": query, "sources": [{"type": "url", "url": "https://example.org/"}]}
             return ToolOutput(item={"action": action}, text=f"{query}: {self.settings.answer}")
+
+        async def doctor(self):
+            return [Check("table search answers", True, f"answer: {self.settings.answer}", topic="network")]
 
 
     @hookimpl
@@ -120,17 +126,21 @@ def fake() -> Iterator[LoopbackServer]:
         yield server
 
 
-@pytest.fixture(scope="module")
-def served(fake: LoopbackServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
-    site = tmp_path_factory.mktemp("site")
-    install_plugin(site)
-    config = {
+def server_config(fake: LoopbackServer) -> dict[str, Any]:
+    return {
         "server": {"api_keys": [KEY]},
         "state": {"backend": "memory"},
         "providers": {"up": {"type": "openai_compatible", "base_url": f"{fake.url}/v1", "native_responses": False}},
         "models": {"claude": {"provider": "up", "model": "upstream-model"}},
         "tools": {"max_rounds": 3, "web_search": {"answer": "Paris, since 508"}},
     }
+
+
+@pytest.fixture(scope="module")
+def served(fake: LoopbackServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
+    site = tmp_path_factory.mktemp("site")
+    install_plugin(site)
+    config = server_config(fake)
     env = {"PYTHONPATH": str(site), "MODELMUX_LOAD_PLUGINS": "vllm,tooltest"}
     with serve_process(config, tmp_path_factory.mktemp("serve"), env=env) as proc:
         yield proc
@@ -182,3 +192,17 @@ def test_a_failing_tool_is_logged_and_the_answer_still_comes(client: openai.Open
     logs = served.logs()
     assert "tool web_search failed: RuntimeError: backend down at http://search.internal:9999" in logs
     assert KEY not in logs
+
+
+def test_doctor_runs_the_tools_checks(served: ServeProcess, fake: LoopbackServer, tmp_path: Path) -> None:
+    plugin_dir = tmp_path / "site"
+    plugin_dir.mkdir()
+    install_plugin(plugin_dir)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MODELMUX_")}
+    env.update(PYTHONPATH=str(plugin_dir), MODELMUX_LOAD_PLUGINS="vllm,tooltest", HOME=str(tmp_path))
+    exe = Path(sys.executable).parent / "modelmux"
+    out = subprocess.run(
+        [str(exe), "doctor", "--config", str(served.config_path)], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert "tools.web_search" in out.stdout and "table search answers" in out.stdout, out.stdout + out.stderr
+    assert "answer: Paris, since 508" in out.stdout
