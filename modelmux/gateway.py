@@ -194,8 +194,17 @@ class Gateway:
         state_entry: dict[str, Any] = {"status": "ok" if state_problem is None else "down"}
         if state_problem is not None:
             state_entry["error"] = state_problem if details else health.HIDDEN
-        return {
-            "status": health.overall(statuses, circuits_open, bool(self.providers) and state_problem is None),
+        tools: dict[str, Any] = {}
+        for name in self.config.tools:
+            error = self.tool_errors.get(name)
+            tools[name] = (
+                {"status": "ok"} if error is None else {"status": "down", "error": error if details else health.HIDDEN}
+            )
+        status = health.overall(statuses, circuits_open, bool(self.providers) and state_problem is None)
+        if self.tool_errors and status == "ok":
+            status = "degraded"  # requests are served, without the tool that did not start
+        out = {
+            "status": status,
             "version": self.version,
             "uptime_seconds": round(time.time() - self.started_at, 3),
             "worker_pid": os.getpid(),
@@ -205,3 +214,6 @@ class Gateway:
             "plugins": {i.name: {"version": i.version, "error": i.error} for i in self.plugins.infos},
             "plugin_errors": self.plugins.errors,
         }
+        if tools:  # only with [tools.TYPE] tables: the answer without tools is as it was
+            out["tools"] = tools
+        return out

@@ -214,8 +214,13 @@ def test_tool_context_embed_goes_through_the_router(gw: RunningGateway) -> None:
 def test_a_tool_that_cannot_start_makes_the_process_not_ready() -> None:
     with run_gateway(config(broken={}, made={}), plugins=[NotesPlugin()]) as running:
         ready = httpx.get(f"{running.root}/health/ready")
+        health = httpx.get(f"{running.root}/health", headers={"authorization": f"Bearer {KEY}"}).json()
+        hidden = httpx.get(f"{running.root}/health").json()
         tools = running.gateway.tools
     assert ready.status_code == 503
+    assert health["tools"]["made"] == {"status": "ok"} and health["status"] == "degraded"
+    assert health["tools"]["broken"] == {"status": "down", "error": "RuntimeError: the broken tool cannot start"}
+    assert hidden["tools"]["broken"]["error"] != health["tools"]["broken"]["error"]
     assert "broken" not in tools and tools["made"] is tools["made_alias"]
 
 
