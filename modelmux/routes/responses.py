@@ -78,8 +78,8 @@ class ResponsesExchange(pipeline.Exchange):
         # Items of gateway tools in the conversation (stored, or sent back by a stateless client):
         # only the chat path can show them to the model (as the call and its answer).
         item_types = {tool.item_type for tool in gw.tools.values()}
-        self.tool_items = bool(history.tool_calls) or any(
-            item.get("type") in item_types for item in (*history.items, *input_items)
+        self.tool_items = bool(history.tool_calls) or (
+            bool(item_types) and any(item.get("type") in item_types for item in (*history.items, *input_items))
         )
         self.save: Save | None = self.saver(output_minted=True)
         self.plans: dict[Deployment, ChatPlan] = {}
