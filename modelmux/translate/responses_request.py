@@ -213,9 +213,10 @@ def items_to_messages(items: list[dict[str, Any]], replay: Replay | None = None)
                 "function": {"name": shown["name"], "arguments": shown["arguments"]},
             }
             last = messages[-1] if messages else None
-            if last is not None and last["role"] == "assistant" and "tool_calls" not in last:
-                last["tool_calls"] = [call]  # the text the model wrote with the call
-            else:  # each call with its answer right after it: valid for every chat upstream
+            if last is not None and last["role"] == "assistant":
+                # one answer of the model: its text and its calls (a client call's output may come later)
+                last.setdefault("tool_calls", []).append(call)
+            else:
                 messages.append({"role": "assistant", "content": None, "tool_calls": [call]})
             messages.append({"role": "tool", "tool_call_id": shown["call_id"], "content": str(shown["output"])})
         # reasoning, web_search_call, mcp_*, ...: nothing a chat upstream can take

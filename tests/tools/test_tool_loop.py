@@ -538,3 +538,39 @@ def test_max_tool_calls_caps_the_calls_run(gw: RunningGateway, bodies: list[dict
     out = r.json()["output"]
     assert [i["status"] for i in out[:2]] == ["completed", "failed"] and len(FakeSearch.calls) == 1
     assert "max_tool_calls (1) was reached" in bodies[1]["messages"][-1]["content"]
+
+
+def test_a_stream_with_a_client_function_ends_with_its_call(gw: RunningGateway, bodies: list[dict[str, Any]]) -> None:
+    weather = {"type": "function", "name": "get_weather", "parameters": {"type": "object", "properties": {}}}
+    events = stream_events(
+        gw, {"model": "m", "input": "weather, client too", "tools": [{"type": "web_search"}, weather]}
+    )
+    final = events[-1]["response"]
+    assert events[-1]["type"] == "response.completed" and len(bodies) == 1
+    # the client's call streams as it comes, the gateway's item once its tool ran
+    assert [i["type"] for i in final["output"]] == ["message", "function_call", "web_search_call"]
+    indexes = [e["output_index"] for e in events if e["type"] == "response.output_item.added"]
+    assert indexes == list(range(len(final["output"])))
+    # continuing: the model sees one answer with both calls, then both outputs
+    call_id = final["output"][1]["call_id"]
+    follow = post(
+        gw,
+        {
+            "model": "m",
+            "previous_response_id": final["id"],
+            "input": [{"type": "function_call_output", "call_id": call_id, "output": "sunny"}],
+        },
+    )
+    assert follow.status_code == 200, follow.text
+    sent = bodies[1]["messages"]
+    assert [m["role"] for m in sent] == ["user", "assistant", "tool", "tool"]
+    assert [c["function"]["name"] for c in sent[1]["tool_calls"]] == ["get_weather", "web_search"]
+    assert {sent[2]["content"], sent[3]["content"]} == {"RESULT[weather]", "sunny"}
+
+
+def test_a_stream_stops_after_max_rounds(gw: RunningGateway, bodies: list[dict[str, Any]]) -> None:
+    events = stream_events(gw, {"model": "m", "input": "search forever: cats", "tools": [{"type": "web_search"}]})
+    final = events[-1]["response"]
+    assert [i["type"] for i in final["output"]] == ["web_search_call", "web_search_call", "message"]
+    assert [b.get("tool_choice") for b in bodies] == [None, None, "none"]
+    assert final["usage"]["input_tokens"] == 30
