@@ -148,6 +148,16 @@ class ToolLoop:
             offered[index] = Offered(tool, entry, function)
         return cls(gw, body, ctx, offered) if offered else None
 
+    async def prepare(self) -> None:
+        """Each tool's ``prepare`` for its entries, before the first model call (a 400 naming ``tools[i]``)."""
+        ctx = self.gw.tool_context(self.ctx.key_id, self.ctx.request_id)
+        for index, offered in self.offered.items():
+            try:
+                await offered.tool.prepare(offered.entry, ctx)
+            except InvalidRequestError as exc:
+                exc.param = exc.param if exc.param and exc.param != "tools" else f"tools[{index}]"
+                raise
+
     @property
     def functions(self) -> dict[int, dict[str, Any]]:
         """What ``chat_request(gateway=...)`` offers the model, by index in ``tools``."""

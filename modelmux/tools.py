@@ -142,6 +142,11 @@ class Tool(ABC):
     def check(self, tool: Mapping[str, Any]) -> None:
         """Validate the client's entry in ``tools``; raise ``InvalidRequestError(param="tools")``. Default: accept."""
 
+    async def prepare(self, tool: Mapping[str, Any], ctx: ToolContext) -> None:
+        """Called once per request naming the tool, after ``check`` and before the first model call,
+        with the request's context: refuse what needs a look-up (a vector store this client key does
+        not have) with ``InvalidRequestError(param="tools")``. Default: nothing."""
+
     def function(self, tool: Mapping[str, Any]) -> dict[str, Any]:
         """The function offered to the model: ``{"name", "description", "parameters"}``."""
         doc = (type(self).__doc__ or "").strip().split("\n\n")[0]

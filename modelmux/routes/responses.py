@@ -196,6 +196,8 @@ async def create_response(gw: Gateway, request: Request, ctx: RequestContext) ->
     # Size, quota and a store that answers: checked before the upstream spends tokens.
     await convs.admit(history, input_items, owner, store)
     exchange = ResponsesExchange(gw, request, ctx, body, history, input_items, minted, convs if store else None)
+    if exchange.loop is not None:
+        await exchange.loop.prepare()  # the tools' own checks that need a look-up: a 400 before any token
     return await pipeline.run(exchange)
 
 

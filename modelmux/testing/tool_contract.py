@@ -112,8 +112,11 @@ class ToolContract:
         Draft202012Validator(parameters).validate(tool_arguments)  # the arguments the suite calls with fit
         orjson.dumps(fn)
 
-    def test_check_accepts_the_entry(self, tool: Tool, tool_entry: dict[str, Any]) -> None:
+    async def test_check_and_prepare_accept_the_entry(
+        self, tool: Tool, tool_entry: dict[str, Any], tool_context: ToolContext
+    ) -> None:
         tool.check(tool_entry)
+        await tool.prepare(tool_entry, tool_context)
 
     def test_check_refuses_malformed_entries(self, tool: Tool, bad_entries: list[dict[str, Any]]) -> None:
         if not bad_entries:

@@ -160,6 +160,10 @@ class FakeSearch(Tool):
         if tool.get("search_context_size") not in (None, "low", "medium", "high"):
             raise InvalidRequestError("search_context_size must be low, medium or high", param="tools")
 
+    async def prepare(self, tool: Mapping[str, Any], ctx: ToolContext) -> None:
+        if tool.get("filters", {}).get("allowed_domains") == ["only-for-other-keys.example"]:
+            raise InvalidRequestError(f"tools: this domain list is not allowed for {ctx.key_id}", param="tools")
+
     async def run(self, call: ToolCall, ctx: ToolContext) -> ToolOutput:
         query = str(call.arguments.get("query"))
         FakeSearch.calls.append((query, ctx.key_id, call.include))
@@ -462,6 +466,10 @@ def test_bad_tool_entries_and_name_clashes_are_400s(gw: RunningGateway, bodies: 
     both = post(gw, {"model": "m", "input": "x", "tools": [{"type": "web_search"}, clash]})
     assert both.status_code == 400 and "two tools are named 'web_search'" in both.json()["error"]["message"]
     assert not bodies
+    entry = {"type": "web_search", "filters": {"allowed_domains": ["only-for-other-keys.example"]}}
+    refused = post(gw, {"model": "m", "input": "x", "tools": [{"type": "function", "name": "f"}, entry]})
+    assert refused.status_code == 400 and refused.json()["error"]["param"] == "tools[1]"
+    assert "not allowed for key-" in refused.json()["error"]["message"] and not bodies
 
 
 def test_without_a_configured_tool_it_is_dropped_as_before(fake: LoopbackServer, bodies: list[dict[str, Any]]) -> None:
