@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1
 # ModelMux image (docs/deployment/docker.md).
 #
-#   docker build -t modelmux .                                  # all four providers + Redis
+#   docker build -t modelmux .                                  # every plugin: providers, Redis, tools
 #   docker build --build-arg PLUGINS=vllm,redis -t modelmux .   # only these plugins
 #   docker run -p 3000:3000 -v "$PWD/modelmux.toml:/etc/modelmux/config.toml:ro" modelmux
 #
@@ -20,7 +20,7 @@ COPY modelmux ./modelmux
 COPY plugins ./plugins
 COPY deploy/build-wheels.sh ./deploy/
 # Plugin directories under plugins/ or short names; "all" for every one, "none" for the host alone.
-ARG PLUGINS="vertex,vllm,azure,bedrock,redis"
+ARG PLUGINS="vertex,vllm,azure,bedrock,redis,web-search"
 # Extras of the host package, e.g. "otel" for OpenTelemetry tracing.
 ARG MODELMUX_EXTRAS=""
 RUN deploy/build-wheels.sh "$PLUGINS" /wheels

@@ -267,12 +267,16 @@ def test_the_installed_environment_has_no_test_or_dev_tools(image: Image) -> Non
         assert not (bindir / tool).exists(), f"{tool} is in the image's environment"
 
 
-def test_the_default_plugins_are_all_four_providers_and_redis(dockerfile_stages: Stages) -> None:
+def test_the_default_plugins_are_every_plugin(dockerfile_stages: Stages) -> None:
     build = dockerfile_stages[0]
     chosen = set(arg_defaults(build)["PLUGINS"].replace(",", " ").split())
     # Short names resolve like deploy/build-wheels.sh does.
     resolved = {
-        next(d for d in (n, f"modelmux-provider-{n}", f"modelmux-{n}") if (ROOT / "plugins" / d).is_dir())
+        next(
+            d
+            for d in (n, f"modelmux-provider-{n}", f"modelmux-tool-{n}", f"modelmux-{n}")
+            if (ROOT / "plugins" / d).is_dir()
+        )
         for n in chosen
     }
     assert resolved == set(plugin_entry_points()), "the PLUGINS default should be every plugin under plugins/"
