@@ -1,4 +1,5 @@
-"""A fake SearXNG on loopback for the web_search plugin's tests.
+"""A fake SearXNG and a fake chat model on loopback, and ``modelmux serve`` using both, for the
+web_search plugin's tests.
 
 ``GET /search`` answers SearXNG's JSON (``results[]`` with ``url``, ``title``, ``content`` and
 the fields a real instance adds) and records every query it receives. Some queries are
@@ -10,16 +11,24 @@ Otherwise the results are ``RESULTS`` (a test may replace ``app[RESULTS]``).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+import json
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import httpx
 import pytest
+import tomli_w
 from aiohttp import web
 from modelmux_tool_web_search import WebSearch, WebSearchSettings
 
 from modelmux.plugin import Host, ToolContext
-from modelmux.testing import LoopbackServer, upstream_fixture
+from modelmux.testing import LoopbackServer, free_port, upstream_fixture
 
 RESULTS_KEY = web.AppKey("results", list)
 QUERIES_KEY = web.AppKey("queries", list)
@@ -143,3 +152,158 @@ async def tool(settings: dict[str, Any], host: Host) -> AsyncIterator[WebSearch]
 @pytest.fixture
 def ctx(host: Host) -> ToolContext:
     return ToolContext(None, "req-test", host.http)
+
+
+# --- A fake chat model that searches, for the end-to-end tests ----------------------------------
+
+CHAT_KEY = web.AppKey("chat_requests", list)
+
+
+def chat_turn(body: dict[str, Any]) -> dict[str, Any]:
+    """What the fake model does next: call ``web_search`` until it has read a tool answer, then
+    answer citing ``[1]`` (and the first result of the second search when it searched twice).
+
+    The last user text steers it: ``twice`` makes two calls in one round; any other text is the
+    query it searches for."""
+    messages = body.get("messages") or []
+    answers = [m for m in messages if m.get("role") == "tool"]
+    user: dict[str, Any] = next((m for m in reversed(messages) if m.get("role") == "user"), {})
+    content = user.get("content")
+    text = content if isinstance(content, str) else json.dumps(content)
+    offered = [t["function"]["name"] for t in body.get("tools") or [] if t.get("type") == "function"]
+    if not answers and "web_search" in offered and body.get("tool_choice") != "none":
+        queries = ["python 3.13 release", "python 3.13 free threading"] if "twice" in text else [text]
+        return {
+            "tool_calls": [
+                {
+                    "id": f"call_ws{i}",
+                    "type": "function",
+                    "function": {"name": "web_search", "arguments": json.dumps({"query": q})},
+                }
+                for i, q in enumerate(queries, 1)
+            ]
+        }
+    if any("The web search failed" in str(m.get("content")) for m in answers):
+        return {"content": "I could not search the web: the search failed."}
+    if len(answers) > 1:
+        return {"content": "Python 3.13 is out [1], with free threading [4]."}
+    return {"content": "Python 3.13 is out [1]; see what is new [2, 3]."}
+
+
+def make_chat_upstream() -> web.Application:
+    app = web.Application()
+    app[CHAT_KEY] = []
+
+    async def chat(request: web.Request) -> web.StreamResponse:
+        body = json.loads(await request.read())
+        request.app[CHAT_KEY].append(body)
+        turn = chat_turn(body)
+        finish = "tool_calls" if "tool_calls" in turn else "stop"
+        usage = {"prompt_tokens": 20, "completion_tokens": 10, "total_tokens": 30}
+        base = {"id": "chatcmpl-ws", "created": 1700000000, "model": body.get("model", "fake")}
+        if not body.get("stream"):
+            message = {"role": "assistant", "content": turn.get("content"), **turn}
+            choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": finish}
+            return web.json_response({**base, "object": "chat.completion", "choices": [choice], "usage": usage})
+        resp = web.StreamResponse(headers={"content-type": "text/event-stream"})
+        await resp.prepare(request)
+
+        async def send(delta: dict[str, Any], finish_reason: str | None = None, **extra: Any) -> None:
+            choices = [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}]
+            chunk = {**base, "object": "chat.completion.chunk", "choices": choices, **extra}
+            await resp.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
+
+        await send({"role": "assistant", "content": ""})
+        for index, tool_call in enumerate(turn.get("tool_calls", [])):
+            function = tool_call["function"]
+            await send({"tool_calls": [{"index": index, **tool_call, "function": {**function, "arguments": ""}}]})
+            await send({"tool_calls": [{"index": index, "function": {"arguments": function["arguments"]}}]})
+        if turn.get("content"):
+            for word in turn["content"].split(" "):
+                await send({"content": word + " "})
+        await send({}, finish)
+        if (body.get("stream_options") or {}).get("include_usage"):
+            await resp.write(
+                b"data: "
+                + json.dumps({**base, "object": "chat.completion.chunk", "choices": [], "usage": usage}).encode()
+                + b"\n\n"
+            )
+        await resp.write(b"data: [DONE]\n\n")
+        await resp.write_eof()
+        return resp
+
+    app.router.add_post("/v1/chat/completions", chat)
+    return app
+
+
+chat_upstream = upstream_fixture(make_chat_upstream)
+
+
+@pytest.fixture
+def chat_requests(chat_upstream: LoopbackServer) -> list[dict[str, Any]]:
+    """The chat requests the fake model received during this test, in order."""
+    assert chat_upstream.app is not None
+    seen: list[dict[str, Any]] = chat_upstream.app[CHAT_KEY]
+    seen.clear()
+    return seen
+
+
+@dataclass
+class Served:
+    """A ``modelmux serve`` process: its root URL and its log file."""
+
+    root: str
+    log: Path
+
+    def logs(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+SEARX_KEY = "sk-searx-never-logged"
+
+
+@pytest.fixture(scope="module")
+def served(
+    searxng: LoopbackServer, chat_upstream: LoopbackServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Served]:
+    """The real ``modelmux serve`` command (what users run), with ``[tools.web_search]`` pointing
+    at the fake SearXNG and one model, ``fake``, served by the fake chat upstream."""
+    tmp = tmp_path_factory.mktemp("serve")
+    config = {
+        "state": {"backend": "memory"},
+        "cache": {"backend": "memory"},
+        "providers": {"fake": {"type": "openai_compatible", "base_url": chat_upstream.url + "/v1", "max_retries": 0}},
+        "models": {"fake": {"provider": "fake", "model": "fake-model"}},
+        "tools": {"web_search": {"url": searxng.url, "api_key": SEARX_KEY}},
+    }
+    path = tmp / "modelmux.toml"
+    path.write_text(tomli_w.dumps(config))
+    port = free_port()
+    log = tmp / "serve.log"
+    exe = Path(sys.executable).parent / "modelmux"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [str(exe), "serve", "--config", str(path), "--port", str(port)], stdout=out, stderr=subprocess.STDOUT
+        )
+    root = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"modelmux serve exited {proc.returncode}:\n{log.read_text()}")
+            try:
+                if httpx.get(f"{root}/health/live", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"modelmux serve did not start:\n{log.read_text()}")
+            time.sleep(0.05)
+        yield Served(root, log)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
