@@ -12,23 +12,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-import sys
-import time
-from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
 import pytest
-import tomli_w
 from aiohttp import web
-from modelmux_tool_web_search import WebSearch, WebSearchSettings
 
 from modelmux.plugin import Host, ToolContext
-from modelmux.testing import LoopbackServer, free_port, upstream_fixture
+from modelmux.testing import LoopbackServer, ServeProcess, serve_process, upstream_fixture
 
 RESULTS_KEY = web.AppKey("results", list)
 QUERIES_KEY = web.AppKey("queries", list)
@@ -136,17 +128,9 @@ def set_results(searxng: LoopbackServer, queries: list[dict[str, Any]]) -> Calla
 
 
 @pytest.fixture
-def settings(searxng: LoopbackServer) -> dict[str, Any]:
-    """The ``[tools.web_search]`` table the ``tool`` fixture is made from (tests add keys)."""
-    return {"url": searxng.url}
-
-
-@pytest.fixture
-async def tool(settings: dict[str, Any], host: Host) -> AsyncIterator[WebSearch]:
-    made = WebSearch(WebSearchSettings.model_validate(settings), host)
-    await made.start()
-    yield made
-    await made.aclose()
+def tool_config(searxng: LoopbackServer) -> dict[str, Any]:
+    """The ``[tools.web_search]`` table of ``modelmux.testing``'s ``tool`` fixture (made as the gateway makes it)."""
+    return {"type": "web_search", "url": searxng.url}
 
 
 @pytest.fixture
@@ -248,27 +232,15 @@ def chat_requests(chat_upstream: LoopbackServer) -> list[dict[str, Any]]:
     return seen
 
 
-@dataclass
-class Served:
-    """A ``modelmux serve`` process: its root URL and its log file."""
-
-    root: str
-    log: Path
-
-    def logs(self) -> str:
-        return self.log.read_text(errors="replace")
-
-
 SEARX_KEY = "sk-searx-never-logged"
 
 
 @pytest.fixture(scope="module")
 def served(
     searxng: LoopbackServer, chat_upstream: LoopbackServer, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Served]:
+) -> Iterator[ServeProcess]:
     """The real ``modelmux serve`` command (what users run), with ``[tools.web_search]`` pointing
     at the fake SearXNG and one model, ``fake``, served by the fake chat upstream."""
-    tmp = tmp_path_factory.mktemp("serve")
     config = {
         "state": {"backend": "memory"},
         "cache": {"backend": "memory"},
@@ -276,34 +248,5 @@ def served(
         "models": {"fake": {"provider": "fake", "model": "fake-model"}},
         "tools": {"web_search": {"url": searxng.url, "api_key": SEARX_KEY}},
     }
-    path = tmp / "modelmux.toml"
-    path.write_text(tomli_w.dumps(config))
-    port = free_port()
-    log = tmp / "serve.log"
-    exe = Path(sys.executable).parent / "modelmux"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [str(exe), "serve", "--config", str(path), "--port", str(port)], stdout=out, stderr=subprocess.STDOUT
-        )
-    root = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"modelmux serve exited {proc.returncode}:\n{log.read_text()}")
-            try:
-                if httpx.get(f"{root}/health/live", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"modelmux serve did not start:\n{log.read_text()}")
-            time.sleep(0.05)
-        yield Served(root, log)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
+    with serve_process(config, tmp_path_factory.mktemp("serve")) as process:
+        yield process

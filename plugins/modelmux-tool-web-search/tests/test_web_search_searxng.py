@@ -11,7 +11,7 @@ import pytest
 from modelmux_tool_web_search import WebSearch, WebSearchSettings
 
 from modelmux.plugin import Host, ToolCall, ToolContext
-from modelmux.testing import LoopbackServer, free_port, validate
+from modelmux.testing import LoopbackServer, ToolContract, free_port, validate
 
 WEB_SEARCH = {"type": "web_search"}
 
@@ -225,3 +225,15 @@ async def test_doctor_says_whether_the_backend_answers(searxng: LoopbackServer, 
     (down,) = await WebSearch(WebSearchSettings(url=f"http://127.0.0.1:{port}"), host).doctor()
     assert not down.ok and "cannot reach searxng" in down.detail
     assert f"tools.web_search.url (now http://127.0.0.1:{port})" in down.fix
+
+
+class TestWebSearchContract(ToolContract):
+    """modelmux.testing's suite for every gateway tool, against the fake SearXNG (``tool_config``)."""
+
+    @pytest.fixture
+    def bad_entries(self) -> list[dict[str, Any]]:
+        return [
+            {"type": "web_search", "search_context_size": "huge"},
+            {"type": "web_search", "filters": {"allowed_domains": "python.org"}},
+            {"type": "web_search_preview", "user_location": "London"},
+        ]
