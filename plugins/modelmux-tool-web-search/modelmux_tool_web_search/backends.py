@@ -88,7 +88,7 @@ class SearchBackend(ABC):
     async def check(self, http: aiohttp.ClientSession) -> str:
         """For ``modelmux doctor``: raise ``SearchError`` unless the backend answers; return what it said."""
         results = await self.search(http, SearchQuery("modelmux"))
-        return f"{self.shown_url} answered a test search with {len(results)} results"
+        return f"{self.name} at {self.shown_url} answered a test search with {len(results)} results"
 
     def safe(self, text: str) -> str:
         """``text`` (e.g. an exception's message) without any configured secret in it."""

@@ -115,7 +115,7 @@ class WebSearch(Tool):
         return citations(text, (source for output in outputs for source in output.sources))
 
     async def doctor(self) -> list[Check]:
-        name = f"web_search backend {self.backend.name}"
+        name = "search backend answers"
         try:
             detail = await self.backend.check(self.host.http)
         except SearchError as exc:

@@ -218,8 +218,8 @@ async def test_an_unreachable_backend_fails_without_showing_its_credentials(
 
 async def test_doctor_says_whether_the_backend_answers(searxng: LoopbackServer, host: Host) -> None:
     (ok,) = await WebSearch(WebSearchSettings(url=searxng.url), host).doctor()
-    assert ok.ok and ok.name == "web_search backend searxng"
-    assert ok.detail == f"{searxng.url} answered a test search with 4 results"
+    assert ok.ok and ok.name == "search backend answers"
+    assert ok.detail == f"searxng at {searxng.url} answered a test search with 4 results"
 
     port = free_port()
     (down,) = await WebSearch(WebSearchSettings(url=f"http://127.0.0.1:{port}"), host).doctor()
