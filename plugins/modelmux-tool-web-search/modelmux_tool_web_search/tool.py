@@ -106,8 +106,10 @@ class WebSearch(Tool):
         chosen = select(found, domains, self.settings.max_results)
         size = call.tool.get("search_context_size")
         budget = int(self.settings.result_tokens * CONTEXT_SIZES.get(size if isinstance(size, str) else "", 1.0))
-        rendered = render(query, chosen, budget, self._reserve(ctx.request_id, 0))
-        self._reserve(ctx.request_id, len(rendered.sources))
+        # No await from here on: concurrent calls of one request cannot take the same numbers.
+        first = self._next_number.get(ctx.request_id, 1)
+        rendered = render(query, chosen, budget, first)
+        self._remember(ctx.request_id, first + len(rendered.sources))
         sources = [{"type": "url", "url": s["url"]} for s in rendered.sources]
         return ToolOutput(item=_item(query, sources), text=rendered.text, sources=rendered.sources)
 
@@ -129,15 +131,14 @@ class WebSearch(Tool):
             ]
         return [Check(name, True, detail)]
 
-    def _reserve(self, request_id: str, count: int) -> int:
-        """The first citation number of the next search of this request; ``count`` numbers taken."""
+    def _remember(self, request_id: str, next_number: int) -> None:
+        """The first citation number of this request's next search (the oldest request forgotten first)."""
         if not request_id:
-            return 1
-        first = self._next_number.pop(request_id, 1)
-        self._next_number[request_id] = first + count
+            return
+        self._next_number.pop(request_id, None)
+        self._next_number[request_id] = next_number
         while len(self._next_number) > NUMBERING_MEMORY:
             self._next_number.popitem(last=False)
-        return first
 
     def _failed(self, query: str, reason: str, ctx: ToolContext) -> ToolOutput:
         log.warning("web_search failed (request %s): %s", ctx.request_id, reason)

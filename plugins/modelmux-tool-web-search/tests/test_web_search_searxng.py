@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from modelmux_tool_web_search import WebSearch, WebSearchSettings
+from modelmux_tool_web_search import tool as tool_module
 
 from modelmux.plugin import Host, ToolCall, ToolContext
 from modelmux.testing import LoopbackServer, ToolContract, free_port, validate
@@ -163,6 +164,18 @@ async def test_numbers_run_on_across_the_searches_of_one_request(tool: WebSearch
     assert "[4] Welcome to Python.org" in second.text and "e.g. [4]" in second.text
     other = await tool.run(call("one"), ToolContext(None, "req-b", host.http))
     assert [s["number"] for s in other.sources] == [1, 2, 3], "another request starts again at 1"
+
+
+async def test_only_the_latest_requests_numbering_is_remembered(
+    tool: WebSearch, host: Host, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tool_module, "NUMBERING_MEMORY", 2)
+    for request_id in ("req-1", "req-2", "req-3"):
+        await tool.run(call("q"), ToolContext(None, request_id, host.http))
+    again = await tool.run(call("q"), ToolContext(None, "req-1", host.http))
+    latest = await tool.run(call("q"), ToolContext(None, "req-3", host.http))
+    assert again.sources[0]["number"] == 1, "the oldest request was forgotten"
+    assert latest.sources[0]["number"] == 4
 
 
 async def test_the_query_is_trimmed_and_a_missing_one_is_a_failed_call(
