@@ -302,15 +302,16 @@ class Balancer:
                         skipped.append(d)
         ways = len(seen)
         forced: set[Deployment] = set()
-        if skipped:
-            cap = math.floor(ways * self._breaker.max_ejection_percent / 100 + 1e-9)
-            cap = min(cap, ways - 1)  # never every way: panic mode tries the soonest back
-            extra = len(skipped) - cap
-            if extra > 0:
-                soonest = sorted(skipped, key=lambda d: self.state(d).ready_at())
-                forced = set(soonest[:extra])
-                if len(skipped) == ways:
-                    self._panic(chain[0][0], soonest[0], now)
+        if not skipped:  # the usual case: every deployment may be tried, each model balanced
+            return ChainOrder([self.order(route, deps, strategy) for route, deps, strategy in chain], 0, forced, ways)
+        cap = math.floor(ways * self._breaker.max_ejection_percent / 100 + 1e-9)
+        cap = min(cap, ways - 1)  # never every way: panic mode tries the soonest back
+        extra = len(skipped) - cap
+        if extra > 0:
+            soonest = sorted(skipped, key=lambda d: self.state(d).ready_at())
+            forced = set(soonest[:extra])
+            if len(skipped) == ways:
+                self._panic(chain[0][0], soonest[0], now)
         skip = set(skipped) - forced
         orders = []
         for route, deps, strategy in chain:

@@ -5,8 +5,9 @@ the request's trace span, its one log line at the end and the HTTP metrics."""
 from __future__ import annotations
 
 import hmac
+import itertools
+import os
 import time
-import uuid
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -21,6 +22,28 @@ from modelmux.recent import UNRECORDED_PATHS, RecentRequests
 #: /ui checks its own (admin) keys: modelmux/ui/access.py.
 OPEN_PATHS = ("/health", "/metrics", "/ui")
 QUIET_PATHS = ("/health", "/metrics", "/ui/api")
+
+
+class _RequestIds:
+    """New request ids: 32 hex digits (as a uuid4's hex), a random prefix per process and a counter.
+
+    Unique across workers and replicas like uuid4s, without a getrandom call and a ``UUID``
+    object per request (about 2 µs). Ids only name requests in logs and headers; nothing
+    relies on them being unguessable."""
+
+    def __init__(self) -> None:
+        self.reset()
+        os.register_at_fork(after_in_child=self.reset)  # a forked worker must not repeat its parent's ids
+
+    def reset(self) -> None:
+        self.prefix = os.urandom(8).hex()
+        self.counter = itertools.count()
+
+    def new(self) -> str:
+        return f"{self.prefix}{next(self.counter):016x}"
+
+
+new_request_id = _RequestIds().new
 
 
 def client_key(headers: dict[bytes, bytes]) -> str | None:
@@ -64,7 +87,7 @@ class GatewayMiddleware:
     async def _serve(self, scope: Scope, receive: Receive, send: Send, span: Any) -> None:
         started = time.perf_counter()
         headers = dict(scope["headers"])
-        rid = headers.get(b"x-request-id", b"").decode("latin-1")[:200] or uuid.uuid4().hex
+        rid = headers.get(b"x-request-id", b"").decode("latin-1")[:200] or new_request_id()
         token = request_id_var.set(rid)
         ctx = scope[SCOPE_KEY] = RequestContext(rid, started)
         status = 0  # no response started yet

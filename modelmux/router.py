@@ -100,6 +100,9 @@ class Router:
         self._router = config.settings.router
         self._default = self._router.default_provider
         self._options = {name: m.options for name, m in self._models.items() if m.options}
+        #: The chain of each configured model, made at its first request: ``chain()`` runs on every
+        #: request, and making it builds a settings model and a ``Deployment`` per deployment.
+        self._chains: dict[str, list[ModelGroup]] = {}
         self.balancer = Balancer(self._router.circuit_breaker, health.set_circuit)
         health.DOWN_AFTER = self._router.circuit_breaker.failures
         for name in config.settings.providers:
@@ -113,17 +116,23 @@ class Router:
         deps = [Deployment(d.provider, d.model, name, d.weight) for d in m.targets()]
         return ModelGroup(name, deps, m.strategy)
 
+    def _configured_chain(self, name: str) -> list[ModelGroup]:
+        chain = [self._group(name)]
+        seen = {name}
+        for fb in self._models[name].fallbacks:
+            if fb not in seen:
+                seen.add(fb)
+                chain.append(self._group(fb))
+        return chain
+
     def chain(self, name: str) -> list[ModelGroup]:
-        """The models to try for ``name``, in order: its own, then its fallbacks'."""
+        """The models to try for ``name``, in order: its own, then its fallbacks'. Not to be mutated."""
         if not isinstance(name, str) or not name:
             raise InvalidRequestError("model: required, a model name (see GET /v1/models)", param="model")
         if name in self._models:
-            chain = [self._group(name)]
-            seen = {name}
-            for fb in self._models[name].fallbacks:
-                if fb not in seen:
-                    seen.add(fb)
-                    chain.append(self._group(fb))
+            chain = self._chains.get(name)
+            if chain is None:
+                chain = self._chains[name] = self._configured_chain(name)
             return chain
         check_model_name(name)  # a configured name is the operator's; a name a client made up is checked
         provider, sep, upstream = name.partition("/")
