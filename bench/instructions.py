@@ -52,7 +52,7 @@ def callgrind_control(pid: int, *args: str) -> None:
 
 
 def has_module(python: Path, name: str) -> bool:
-    code = f"import importlib.util, sys; sys.exit(importlib.util.find_spec({name!r}) is None)"
+    code = f"import sys\ntry:\n    import {name}\nexcept ImportError:\n    sys.exit(1)"
     return subprocess.run([str(python), "-c", code], cwd=tempfile.gettempdir(), check=False).returncode == 0
 
 
