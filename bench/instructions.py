@@ -12,6 +12,7 @@ interpreter's functions).
 
     .venv/bin/python bench/instructions.py                       # this checkout
     .venv/bin/python bench/instructions.py --modelmux /other/checkout/.venv/bin/modelmux
+    .venv/bin/python bench/instructions.py --bare                # the bare forwarder, for comparison
 
 Counts are of user-space instructions in the server process, so the kernel's share of the
 socket calls does not show; one idle cell (no requests, as long as the last cell took)
@@ -99,6 +100,7 @@ def main() -> int:
     ap.add_argument("--warmup", type=int, default=100, help="uncounted requests before each kind")
     ap.add_argument("--connections", type=int, default=1)
     ap.add_argument("--out", type=Path, default=None, help="where the dumps go (default: a new temporary folder)")
+    ap.add_argument("--bare", action="store_true", help="count the bare forwarder (bench/forwarder.py) instead")
     args = ap.parse_args()
 
     out = args.out or Path(tempfile.mkdtemp(prefix="instructions-"))
@@ -123,16 +125,25 @@ def main() -> int:
             env["MODELMUX_SERVER__UI__STATS_INTERVAL_SECONDS"] = "3600"
         env["PYTHONHASHSEED"] = "0"  # the same dict layouts in every run
         cmd = ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}/cg.%p"]
-        cmd += [str(python), str(script), "serve", "--config", str(config)]
+        if args.bare:
+            cmd += [sys.executable, str(HERE / "forwarder.py"), "--port", str(port), "--upstream", upstream]
+        else:
+            cmd += [str(python), str(script), "serve", "--config", str(config)]
         with (tmp / "modelmux.log").open("ab") as log:
             server = procs.start(cmd, env=env, stdout=log, stderr=log)
-        wait_until(http_ok(port, "GET", "/health/ready"), server, timeout=600, interval=0.5)
+        system = "bare" if args.bare else "modelmux"
+        if args.bare:  # it has no readiness probe: a request it answers
+            first = target(system, "passthrough", False)
+            probe = http_ok(port, "POST", first.path, first.body_bytes, {"authorization": first.auth})
+        else:
+            probe = http_ok(port, "GET", "/health/ready")
+        wait_until(probe, server, timeout=600, interval=0.5)
         callgrind_control(server.pid, "--instr=on")
-        print(f"gateway {script} under callgrind; dumps in {out}", flush=True)
+        print(f"{'bare forwarder' if args.bare else script} under callgrind; dumps in {out}", flush=True)
         longest = 0.0
         for n, kind in enumerate(args.kinds.split(","), start=1):
             scenario, stream = KINDS[kind]
-            t = target("modelmux", scenario, stream)
+            t = target(system, scenario, stream)
             headers = {"content-type": "application/json", "authorization": t.auth}
             send(port, t.path, t.body_bytes, headers, args.warmup, args.connections)
             time.sleep(1)  # the last answer's log line and metrics are written after it was sent
