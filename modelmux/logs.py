@@ -41,6 +41,9 @@ _secrets_lock = threading.Lock()
 PRETTY = "<green>{time:HH:mm:ss.SSS}</green> <level>{level: <7}</level> <cyan>{extra[request_id]}</cyan> {message}"
 #: Fields a pretty request line leaves out: its message says them ("POST /v1/... -> 200 in 3.1 ms").
 SAID_BY_MESSAGE = frozenset({"method", "status", "latency_ms"})
+#: The fields a pretty line does not repeat as key=value (the request id has its own column).
+_SAID = SAID_BY_MESSAGE | {"request_id"}
+_SAID_WITH_ENDPOINT = _SAID | {"endpoint"}
 
 
 def _kept(values: Iterable[str]) -> list[str]:
@@ -211,15 +214,10 @@ class RequestLog:
             sys.stderr.write(_json_line(datetime.now().astimezone(), level, message, fields))
             return
         endpoint = fields.get("endpoint")
-        if endpoint is not None and f" {endpoint} " in message:
-            endpoint = None  # the message's path is the route template: said once
-        kv = " ".join(
-            [
-                f"{k}={v}"
-                for k, v in fields.items()
-                if k != "request_id" and k not in SAID_BY_MESSAGE and (k != "endpoint" or endpoint is not None)
-            ]
-        )
+        # One set lookup a field: those the line says elsewhere are left out (the route template
+        # too when the message's path is it: said once).
+        unsaid = _SAID_WITH_ENDPOINT if endpoint is not None and f" {endpoint} " in message else _SAID
+        kv = " ".join([f"{k}={v}" for k, v in fields.items() if k not in unsaid])
         clock = _clock.now()
         rid = fields["request_id"]
         padded = _PADDED.get(level) or f"{level: <7}"
