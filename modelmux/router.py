@@ -258,7 +258,7 @@ class Router:
                     reason = (tries.last.code or type(tries.last).__name__) if tries.last else "retry"
                     metrics.UPSTREAM_RETRIES.labels(dep.provider, reason).inc()
                     logger.info("retrying {} in {:.2f}s after: {}", dep.provider, delay, tries.last)
-                    await asyncio.sleep(delay)
+                    await self._sleep(delay)
                 state = self.balancer.state(dep)
                 if alternatives and dep not in picked.forced and state.skipped(self.balancer.clock()):
                     continue
@@ -299,6 +299,18 @@ class Router:
         if tries.last is None:
             raise UpstreamTimeoutError(f"no answer from {group.route} within router.deadline_seconds")
         raise tries.last
+
+    async def _sleep(self, delay: float) -> None:
+        """``delay`` seconds by the balancer's clock, which keeps the 429 cool-downs: the event
+        loop's timer may fire a little early by it (uvloop rounds to milliseconds from a time cached
+        per loop iteration), and a retry waiting out its own deployment's ``retry-after`` must not
+        wake to find that deployment still cooling down, and skip it."""
+        clock = self.balancer.clock
+        until = clock() + delay
+        await asyncio.sleep(delay)
+        left = until - clock()
+        if left > 0:  # woke early: the rest, and a millisecond for the timer's rounding
+            await asyncio.sleep(left + 0.001)
 
     async def _attempt(
         self,
