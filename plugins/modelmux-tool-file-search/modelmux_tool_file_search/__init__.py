@@ -1,0 +1,1 @@
+"""ModelMux tool plugin: OpenAI's ``file_search`` over vector stores built from uploaded files."""
