@@ -28,7 +28,7 @@ from modelmux_tool_file_search.index import Index, unit_rows
 #: ``texts -> vectors`` through the gateway's own embeddings (``ToolContext.embed`` of the configured model).
 Embed = Callable[[Sequence[str]], Awaitable[list[list[float]]]]
 
-FILE, STORE, VSFILE = "file", "store", "vsfile"
+FILE, STORE, VSFILE, BATCH = "file", "store", "vsfile", "batch"
 ANONYMOUS = "anonymous"
 DAY = 86400
 #: How often ``last_active_at`` is written on searches (each write is a round trip).
@@ -289,6 +289,8 @@ class Library:
         await self._store(owner, store_id)
         for vsfile in await self.index.scan(VSFILE, store_id):
             await self.index.delete(VSFILE, f"{store_id}/{vsfile['id']}", store_id)
+        for batch in await self.index.scan(BATCH, store_id):
+            await self.index.delete(BATCH, batch["id"], store_id)
         await self.index.delete_chunks(store_id)
         await self.index.delete(STORE, store_id, owner)
         return {"id": store_id, "object": "vector_store.deleted", "deleted": True}
@@ -328,6 +330,7 @@ class Library:
         chunking: Chunking,
         attributes: dict[str, Any] | None,
         embed: Embed,
+        batch_id: str | None = None,
     ) -> dict[str, Any]:
         store_id, file_id = store["id"], file["id"]
         doc: dict[str, Any] = {
@@ -344,6 +347,8 @@ class Library:
             "_started": time.time(),
             "_run": secrets.token_hex(8),
         }
+        if batch_id is not None:
+            doc["_batch"] = batch_id
         await self.index.put(VSFILE, f"{store_id}/{file_id}", store_id, doc)
         task = asyncio.create_task(self._ingest(doc, chunking, embed), name=f"file_search ingest {file_id}")
         self._tasks.add(task)
@@ -442,6 +447,94 @@ class Library:
         await self.index.delete(VSFILE, f"{store_id}/{file_id}", store_id)
         await self.index.delete_chunks(store_id, file_id)
 
+    # -- file batches ----------------------------------------------------------------------
+    async def create_batch(
+        self,
+        owner: str,
+        store_id: str,
+        entries: list[tuple[str, Chunking, dict[str, Any] | None]],
+        embed: Embed,
+    ) -> dict[str, Any]:
+        """Add several files at once (``entries``: file id, chunking, attributes); each file is
+        indexed as ``add_file`` does, and the batch reports their counts."""
+        store = await self._store(owner, store_id)
+        files = {file_id: await self._file(owner, file_id) for file_id, _, _ in entries}  # all checked first
+        doc: dict[str, Any] = {
+            "id": new_id("vsfb_"),
+            "object": "vector_store.files_batch",
+            "created_at": int(time.time()),
+            "vector_store_id": store_id,
+            "_files": list(files),
+            "_cancelled": False,
+        }
+        await self.index.put(BATCH, doc["id"], store_id, doc)
+        for file_id, chunking, attributes in entries:
+            await self._attach(store, files[file_id], chunking, attributes, embed, batch_id=doc["id"])
+        return await self._batch_view(doc)
+
+    async def _batch(self, owner: str, store_id: str, batch_id: str) -> dict[str, Any]:
+        await self._store(owner, store_id)
+        doc = await self.index.get(BATCH, batch_id)
+        if doc is None or doc["vector_store_id"] != store_id:
+            raise NotFoundError(f"No file batch {batch_id} in vector store {store_id}", param="batch_id")
+        return doc
+
+    async def _batch_files(self, doc: dict[str, Any]) -> list[dict[str, Any]]:
+        found = []
+        for file_id in doc["_files"]:
+            vsfile = await self.index.get(VSFILE, f"{doc['vector_store_id']}/{file_id}")
+            if vsfile is not None and vsfile.get("_batch") == doc["id"]:
+                found.append(vsfile)
+        return sorted(found, key=lambda v: v["id"])
+
+    async def _batch_view(self, doc: dict[str, Any]) -> dict[str, Any]:
+        counts = {"in_progress": 0, "completed": 0, "failed": 0, "cancelled": 0, "total": 0}
+        for vsfile in await self._batch_files(doc):
+            counts[self._vsfile_view(vsfile)["status"]] += 1
+            counts["total"] += 1
+        if doc["_cancelled"]:
+            status = "cancelled"
+        elif counts["in_progress"]:
+            status = "in_progress"
+        elif counts["total"] and counts["failed"] == counts["total"]:
+            status = "failed"
+        else:
+            status = "completed"
+        return {**public(doc), "status": status, "file_counts": counts}
+
+    async def get_batch(self, owner: str, store_id: str, batch_id: str) -> dict[str, Any]:
+        return await self._batch_view(await self._batch(owner, store_id, batch_id))
+
+    async def cancel_batch(self, owner: str, store_id: str, batch_id: str) -> dict[str, Any]:
+        """Files of the batch still being indexed stop (``cancelled``); finished ones stay."""
+        doc = await self._batch(owner, store_id, batch_id)
+        for vsfile in await self._batch_files(doc):
+            if vsfile["status"] == "in_progress":
+                # A new run id: the indexing task sees it is no longer current and writes nothing.
+                vsfile.update(status="cancelled", _run=secrets.token_hex(8))
+                await self.index.put(VSFILE, f"{store_id}/{vsfile['id']}", store_id, vsfile)
+                await self.index.delete_chunks(store_id, vsfile["id"])
+        doc["_cancelled"] = True
+        await self.index.put(BATCH, batch_id, store_id, doc)
+        return await self._batch_view(doc)
+
+    async def list_batch_files(
+        self,
+        owner: str,
+        store_id: str,
+        batch_id: str,
+        *,
+        status: str | None,
+        limit: int,
+        order: str,
+        after: str | None,
+        before: str | None,
+    ) -> dict[str, Any]:
+        doc = await self._batch(owner, store_id, batch_id)
+        views = [self._vsfile_view(v) for v in await self._batch_files(doc)]
+        views = [v for v in views if status is None or v["status"] == status]
+        return page(views, limit=limit, order=order, after=after, before=before)
+
     # -- search ----------------------------------------------------------------------------
     async def searchable(self, owner: str, store_ids: Sequence[str], param: str) -> list[dict[str, Any]]:
         """The stores, each checked: this key's, not expired (404 / 400 naming ``param``)."""
@@ -506,8 +599,10 @@ class Library:
         now = int(time.time())
         for doc in stores:
             if now - int(doc.get("last_active_at", 0)) >= ACTIVE_RESOLUTION:
-                doc["last_active_at"] = now
-                await self.index.put(STORE, doc["id"], owner, doc)
+                current = await self.index.get(STORE, doc["id"])  # the latest, not the one read for the search
+                if current is not None:
+                    current["last_active_at"] = now
+                    await self.index.put(STORE, doc["id"], owner, current)
 
 
 def default_path() -> str:

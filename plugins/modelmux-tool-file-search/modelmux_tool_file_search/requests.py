@@ -97,6 +97,15 @@ class AddFile(_Body):
     _attributes = field_validator("attributes")(_check_metadata)
 
 
+class CreateBatch(_Body):
+    file_ids: list[str] | None = Field(None, min_length=1, max_length=2000)
+    files: list[AddFile] | None = Field(None, min_length=1, max_length=2000)
+    chunking_strategy: ChunkingParam | None = None
+    attributes: Attributes | None = None
+
+    _attributes = field_validator("attributes")(_check_metadata)
+
+
 class RankingOptions(_Body):
     ranker: Literal["none", "auto", "default-2024-11-15"] = "auto"
     score_threshold: float = Field(0.0, ge=0, le=1)

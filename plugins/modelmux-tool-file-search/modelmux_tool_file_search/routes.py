@@ -18,6 +18,7 @@ from modelmux_tool_file_search.library import Embed, Library, owner_of
 from modelmux_tool_file_search.requests import (
     SUPPORTED_PURPOSES,
     AddFile,
+    CreateBatch,
     CreateStore,
     ModifyStore,
     Search,
@@ -68,6 +69,14 @@ class FileRoutes:
                 {"GET": self.get_store_file, "DELETE": self.remove_store_file},
             ),
             ToolRoute("/v1/vector_stores/{vector_store_id}/search", {"POST": self.search}),
+            ToolRoute("/v1/vector_stores/{vector_store_id}/file_batches", {"POST": self.create_batch}),
+            ToolRoute("/v1/vector_stores/{vector_store_id}/file_batches/{batch_id}", {"GET": self.get_batch}),
+            ToolRoute(
+                "/v1/vector_stores/{vector_store_id}/file_batches/{batch_id}/cancel", {"POST": self.cancel_batch}
+            ),
+            ToolRoute(
+                "/v1/vector_stores/{vector_store_id}/file_batches/{batch_id}/files", {"GET": self.list_batch_files}
+            ),
         ]
 
     # -- files -----------------------------------------------------------------------------
@@ -207,6 +216,44 @@ class FileRoutes:
         )
         return json_response(removed)
 
+    # -- file batches ----------------------------------------------------------------------
+    async def create_batch(self, request: Request, ctx: ToolContext) -> Response:
+        body = await json_body(request, CreateBatch)
+        if body.file_ids is None and body.files is None:
+            raise InvalidRequestError("Missing required parameter: 'file_ids' (or 'files').", param="file_ids")
+        shared = chunking_of(body.chunking_strategy)
+        entries = [(file_id, shared, body.attributes) for file_id in body.file_ids or []]
+        for i, entry in enumerate(body.files or []):
+            chunking = (
+                chunking_of(entry.chunking_strategy, f"files[{i}].chunking_strategy")
+                if entry.chunking_strategy
+                else shared
+            )
+            entries.append(
+                (entry.file_id, chunking, entry.attributes if entry.attributes is not None else body.attributes)
+            )
+        batch = await self.library.create_batch(
+            owner_of(ctx.key_id), request.path_params["vector_store_id"], entries, self.embed(ctx)
+        )
+        return json_response(batch, _poll_headers(batch))
+
+    async def get_batch(self, request: Request, ctx: ToolContext) -> Response:
+        p = request.path_params
+        batch = await self.library.get_batch(owner_of(ctx.key_id), p["vector_store_id"], p["batch_id"])
+        return json_response(batch, _poll_headers(batch))
+
+    async def cancel_batch(self, request: Request, ctx: ToolContext) -> Response:
+        p = request.path_params
+        return json_response(await self.library.cancel_batch(owner_of(ctx.key_id), p["vector_store_id"], p["batch_id"]))
+
+    async def list_batch_files(self, request: Request, ctx: ToolContext) -> Response:
+        p = request.path_params
+        status = choice_param(request, "filter", ("in_progress", "completed", "failed", "cancelled"), None)
+        listed = await self.library.list_batch_files(
+            owner_of(ctx.key_id), p["vector_store_id"], p["batch_id"], status=status, **_paging(request)
+        )
+        return json_response(listed)
+
     async def search(self, request: Request, ctx: ToolContext) -> Response:
         body = await json_body(request, Search)
         queries = queries_of(body.query)
@@ -249,8 +296,9 @@ def _paging(request: Request) -> dict[str, Any]:
     }
 
 
-def _poll_headers(vsfile: dict[str, Any]) -> dict[str, str] | None:
-    return {"openai-poll-after-ms": str(POLL_AFTER_MS)} if vsfile["status"] == "in_progress" else None
+def _poll_headers(obj: dict[str, Any]) -> dict[str, str] | None:
+    """A file or batch still being indexed: ask again soon."""
+    return {"openai-poll-after-ms": str(POLL_AFTER_MS)} if obj["status"] == "in_progress" else None
 
 
 def _expires_seconds(anchor: Any, seconds: Any) -> int | None:

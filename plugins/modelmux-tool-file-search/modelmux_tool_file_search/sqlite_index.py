@@ -26,9 +26,14 @@ CREATE TABLE IF NOT EXISTS docs (
 CREATE INDEX IF NOT EXISTS docs_by_scope ON docs (kind, scope, id);
 CREATE TABLE IF NOT EXISTS contents (file_id TEXT PRIMARY KEY, data BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS chunks (
-    store_id TEXT NOT NULL, file_id TEXT NOT NULL, seq INTEGER NOT NULL, text TEXT NOT NULL, vector BLOB NOT NULL,
+    store_id TEXT NOT NULL, file_id TEXT NOT NULL, seq INTEGER NOT NULL, text TEXT NOT NULL,
     PRIMARY KEY (store_id, file_id, seq)
 );
+-- Apart from the texts and clustered by key, so reading a store's vectors is one sequential scan.
+CREATE TABLE IF NOT EXISTS vectors (
+    store_id TEXT NOT NULL, file_id TEXT NOT NULL, seq INTEGER NOT NULL, vector BLOB NOT NULL,
+    PRIMARY KEY (store_id, file_id, seq)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS versions (store_id TEXT PRIMARY KEY, version INTEGER NOT NULL);
 """
 
@@ -116,13 +121,16 @@ class SqliteIndex(Index):
         )
 
     async def add_chunks(self, store_id: str, file_id: str, texts: list[str], vectors: Vectors) -> None:
-        rows = [(store_id, file_id, i, text, vectors[i].tobytes()) for i, text in enumerate(texts)]
+        rows = [(store_id, file_id, i, text) for i, text in enumerate(texts)]
+        blobs = [(store_id, file_id, i, vectors[i].tobytes()) for i in range(len(texts))]
 
         def write(db: sqlite3.Connection) -> None:
             with db:  # one transaction: a search sees all of the file's chunks or none
                 db.execute("BEGIN IMMEDIATE")
                 db.execute("DELETE FROM chunks WHERE store_id = ? AND file_id = ?", (store_id, file_id))
-                db.executemany("INSERT INTO chunks (store_id, file_id, seq, text, vector) VALUES (?, ?, ?, ?, ?)", rows)
+                db.execute("DELETE FROM vectors WHERE store_id = ? AND file_id = ?", (store_id, file_id))
+                db.executemany("INSERT INTO chunks (store_id, file_id, seq, text) VALUES (?, ?, ?, ?)", rows)
+                db.executemany("INSERT INTO vectors (store_id, file_id, seq, vector) VALUES (?, ?, ?, ?)", blobs)
                 self._bump(db, store_id)
 
         await self._run(write)
@@ -133,9 +141,11 @@ class SqliteIndex(Index):
                 db.execute("BEGIN IMMEDIATE")
                 if file_id is None:
                     db.execute("DELETE FROM chunks WHERE store_id = ?", (store_id,))
+                    db.execute("DELETE FROM vectors WHERE store_id = ?", (store_id,))
                     db.execute("DELETE FROM versions WHERE store_id = ?", (store_id,))
                 else:
                     db.execute("DELETE FROM chunks WHERE store_id = ? AND file_id = ?", (store_id, file_id))
+                    db.execute("DELETE FROM vectors WHERE store_id = ? AND file_id = ?", (store_id, file_id))
                     self._bump(db, store_id)
 
         await self._run(write)
@@ -172,7 +182,7 @@ class SqliteIndex(Index):
                 db.execute("BEGIN")
                 row = db.execute("SELECT version FROM versions WHERE store_id = ?", (store_id,)).fetchone()
                 rows = db.execute(
-                    "SELECT file_id, seq, vector FROM chunks WHERE store_id = ? ORDER BY file_id, seq", (store_id,)
+                    "SELECT file_id, seq, vector FROM vectors WHERE store_id = ? ORDER BY file_id, seq", (store_id,)
                 ).fetchall()
             return build_matrix(int(row[0]) if row else 0, rows)
 

@@ -279,3 +279,33 @@ def test_the_stores_per_key_limit_names_its_setting(client: openai.OpenAI, other
     assert client.vector_stores.create().id  # another key has its own count
     for store_id in made:
         other.vector_stores.delete(store_id)
+
+
+def test_a_file_batch_is_uploaded_polled_listed_and_cancelled(client: openai.OpenAI) -> None:
+    store = client.vector_stores.create(name="batch")
+    batch = client.vector_stores.file_batches.upload_and_poll(
+        vector_store_id=store.id,
+        files=[("kestrel.md", io.BytesIO(NOTES.encode())), ("pancakes.md", io.BytesIO(RECIPE.encode()))],
+    )
+    assert batch.id.startswith("vsfb_") and batch.status == "completed"
+    assert batch.file_counts.completed == 2 and batch.file_counts.total == 2
+    validate(
+        "VectorStoreFileBatchObject", raw(client, "GET", f"/vector_stores/{store.id}/file_batches/{batch.id}").json()
+    )
+    files = client.vector_stores.file_batches.list_files(batch.id, vector_store_id=store.id)
+    assert sorted(f.status for f in files.data) == ["completed", "completed"]
+    assert client.vector_stores.search(store.id, query="hydroponic basil").data[0].filename == "kestrel.md"
+    more = upload(client, "more.md", "More notes about the station's violet lamps.")
+    second = client.vector_stores.file_batches.create(
+        vector_store_id=store.id, files=[{"file_id": more.id, "attributes": {"kind": "memo"}}]
+    )
+    cancelled = client.vector_stores.file_batches.cancel(second.id, vector_store_id=store.id)
+    assert cancelled.status == "cancelled" and cancelled.file_counts.total == 1
+    with pytest.raises(openai.NotFoundError):
+        client.vector_stores.file_batches.retrieve("vsfb_nope", vector_store_id=store.id)
+    empty = raw(client, "POST", f"/vector_stores/{store.id}/file_batches", json={})
+    assert empty.status_code == 400 and empty.json()["error"]["param"] == "file_ids"
+    client.vector_stores.delete(store.id)
+    for f in client.files.list():
+        if f.filename in ("kestrel.md", "pancakes.md", "more.md"):
+            client.files.delete(f.id)
