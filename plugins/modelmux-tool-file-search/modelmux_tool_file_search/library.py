@@ -411,9 +411,11 @@ class Library:
         return current is not None and current.get("_run") == doc["_run"]
 
     async def _finish(self, doc: dict[str, Any], **changes: Any) -> None:
-        if await self._still(doc):
-            doc.update(changes)
-            await self.index.put(VSFILE, f"{doc['vector_store_id']}/{doc['id']}", doc["vector_store_id"], doc)
+        key = f"{doc['vector_store_id']}/{doc['id']}"
+        current = await self.index.get(VSFILE, key)  # attributes may have changed while it was indexed
+        if current is not None and current.get("_run") == doc["_run"]:
+            current.update(changes)
+            await self.index.put(VSFILE, key, doc["vector_store_id"], current)
 
     async def get_store_file(self, owner: str, store_id: str, file_id: str) -> dict[str, Any]:
         await self._store(owner, store_id)
@@ -421,6 +423,33 @@ class Library:
         if doc is None:
             raise NotFoundError(f"No file {file_id} in vector store {store_id}", param="file_id")
         return self._vsfile_view(doc)
+
+    async def update_store_file(
+        self, owner: str, store_id: str, file_id: str, attributes: dict[str, Any] | None
+    ) -> dict[str, Any]:
+        await self.get_store_file(owner, store_id, file_id)
+        doc = await self.index.get(VSFILE, f"{store_id}/{file_id}")
+        if doc is None:
+            raise NotFoundError(f"No file {file_id} in vector store {store_id}", param="file_id")
+        doc["attributes"] = attributes
+        await self.index.put(VSFILE, f"{store_id}/{file_id}", store_id, doc)
+        return self._vsfile_view(doc)
+
+    async def store_file_content(self, owner: str, store_id: str, file_id: str) -> dict[str, Any]:
+        """The text the file was indexed from (HTML without its markup)."""
+        await self.get_store_file(owner, store_id, file_id)
+        file = await self._file(owner, file_id)
+        data = await self.index.get_content(file_id) or b""
+        try:
+            text = await asyncio.to_thread(extract_text, file["filename"], data)
+        except UnsupportedFile:
+            text = ""
+        return {
+            "object": "vector_store.file_content.page",
+            "data": [{"type": "text", "text": text}] if text else [],
+            "has_more": False,
+            "next_page": None,
+        }
 
     async def list_store_files(
         self,

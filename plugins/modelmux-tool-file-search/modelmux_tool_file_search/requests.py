@@ -97,6 +97,12 @@ class AddFile(_Body):
     _attributes = field_validator("attributes")(_check_metadata)
 
 
+class UpdateAttributes(_Body):
+    attributes: Attributes | None
+
+    _attributes = field_validator("attributes")(_check_metadata)
+
+
 class CreateBatch(_Body):
     file_ids: list[str] | None = Field(None, min_length=1, max_length=2000)
     files: list[AddFile] | None = Field(None, min_length=1, max_length=2000)

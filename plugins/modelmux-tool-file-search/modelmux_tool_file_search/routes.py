@@ -22,6 +22,7 @@ from modelmux_tool_file_search.requests import (
     CreateStore,
     ModifyStore,
     Search,
+    UpdateAttributes,
     choice_param,
     chunking_of,
     int_param,
@@ -66,8 +67,9 @@ class FileRoutes:
             ),
             ToolRoute(
                 "/v1/vector_stores/{vector_store_id}/files/{file_id}",
-                {"GET": self.get_store_file, "DELETE": self.remove_store_file},
+                {"GET": self.get_store_file, "POST": self.update_store_file, "DELETE": self.remove_store_file},
             ),
+            ToolRoute("/v1/vector_stores/{vector_store_id}/files/{file_id}/content", {"GET": self.store_file_content}),
             ToolRoute("/v1/vector_stores/{vector_store_id}/search", {"POST": self.search}),
             ToolRoute("/v1/vector_stores/{vector_store_id}/file_batches", {"POST": self.create_batch}),
             ToolRoute("/v1/vector_stores/{vector_store_id}/file_batches/{batch_id}", {"GET": self.get_batch}),
@@ -209,6 +211,19 @@ class FileRoutes:
             owner_of(ctx.key_id), request.path_params["vector_store_id"], request.path_params["file_id"]
         )
         return json_response(found, _poll_headers(found))
+
+    async def update_store_file(self, request: Request, ctx: ToolContext) -> Response:
+        body = await json_body(request, UpdateAttributes)
+        p = request.path_params
+        updated = await self.library.update_store_file(
+            owner_of(ctx.key_id), p["vector_store_id"], p["file_id"], body.attributes
+        )
+        return json_response(updated)
+
+    async def store_file_content(self, request: Request, ctx: ToolContext) -> Response:
+        p = request.path_params
+        content = await self.library.store_file_content(owner_of(ctx.key_id), p["vector_store_id"], p["file_id"])
+        return json_response(content)
 
     async def remove_store_file(self, request: Request, ctx: ToolContext) -> Response:
         removed = await self.library.remove_store_file(

@@ -132,6 +132,13 @@ def test_a_vector_store_is_built_polled_and_searched(client: openai.OpenAI) -> N
     one = client.vector_stores.search(store.id, query=["gravity station", "golden batter"], max_num_results=1)
     assert len(one.data) == 1
 
+    updated = client.vector_stores.files.update(recipe.id, vector_store_id=store.id, attributes={"kind": "memo"})
+    assert updated.attributes == {"kind": "memo"}
+    memos = client.vector_stores.search(store.id, query="flour", filters={"type": "eq", "key": "kind", "value": "memo"})
+    assert [r.file_id for r in memos.data] == [recipe.id]
+    content = raw(client, "GET", f"/vector_stores/{store.id}/files/{notes.id}/content").json()
+    validate("VectorStoreFileContentResponse", content)
+    assert content["data"] == [{"type": "text", "text": NOTES}]
     listed = raw(client, "GET", f"/vector_stores/{store.id}/files?filter=completed").json()
     validate("ListVectorStoreFilesResponse", listed)
     assert {f["id"] for f in listed["data"]} == {notes.id, recipe.id}
