@@ -8,6 +8,7 @@ with 400 overlap are windows of 3,200 characters starting every 1,600.
 from __future__ import annotations
 
 import codecs
+import io
 import json
 from dataclasses import dataclass
 from html.parser import HTMLParser
@@ -34,6 +35,8 @@ TEXT_EXTENSIONS = frozenset(
     }
 )  # fmt: skip
 HTML_EXTENSIONS = frozenset({"html", "htm", "xhtml"})
+#: Read with pypdf: the text layer of each page (a scanned PDF without one has no text to index).
+PDF_EXTENSIONS = frozenset({"pdf"})
 #: Files without an extension that are plainly text.
 TEXT_NAMES = frozenset({"dockerfile", "makefile", "readme", "license", "changelog", "notice", "authors"})
 
@@ -55,20 +58,23 @@ def extension(filename: str) -> str:
 
 def supported(filename: str) -> bool:
     ext = extension(filename)
-    return ext in TEXT_EXTENSIONS or ext in TEXT_NAMES
+    return ext in TEXT_EXTENSIONS or ext in TEXT_NAMES or ext in PDF_EXTENSIONS
 
 
 def supported_types() -> str:
-    return ", ".join(f".{e}" for e in sorted(TEXT_EXTENSIONS))
+    return ", ".join(f".{e}" for e in sorted(TEXT_EXTENSIONS | PDF_EXTENSIONS))
 
 
 def extract_text(filename: str, data: bytes) -> str:
     """The file's text: UTF-8 (a BOM, UTF-16 with a BOM too), HTML without its markup."""
     if not supported(filename):
         raise UnsupportedFile(f"File type of {filename!r} is not supported. Supported: {supported_types()}.")
-    text = _decode(filename, data)
-    if extension(filename) in HTML_EXTENSIONS:
-        text = html_text(text)
+    if extension(filename) in PDF_EXTENSIONS:
+        text = pdf_text(filename, data)
+    else:
+        text = _decode(filename, data)
+        if extension(filename) in HTML_EXTENSIONS:
+            text = html_text(text)
     if not text.strip():
         raise UnsupportedFile(f"File {filename!r} has no text to index.", code="invalid_file")
     return text
@@ -93,6 +99,28 @@ def _decode(filename: str, data: bytes) -> str:
         ) from exc
     if "\x00" in text:
         raise UnsupportedFile(f"File {filename!r} holds NUL bytes: it is binary, not text.", code="invalid_file")
+    return text
+
+
+def pdf_text(filename: str, data: bytes) -> str:
+    """The text layer of every page, pages apart by a blank line."""
+    import pypdf  # here: only files being indexed need it
+    from pypdf.errors import PyPdfError
+
+    try:
+        reader = pypdf.PdfReader(io.BytesIO(data))
+        if reader.is_encrypted and not reader.decrypt(""):
+            raise UnsupportedFile(f"PDF {filename!r} is encrypted with a password.", code="invalid_file")
+        pages = [page.extract_text() or "" for page in reader.pages]
+    except UnsupportedFile:
+        raise
+    except (PyPdfError, ValueError, KeyError, TypeError, OSError) as exc:  # a damaged or odd file
+        raise UnsupportedFile(f"PDF {filename!r} could not be read: {exc}.", code="invalid_file") from exc
+    text = "\n\n".join(p.strip() for p in pages if p.strip())
+    if not text:
+        raise UnsupportedFile(
+            f"PDF {filename!r} has no text layer (a scan? this gateway does no OCR).", code="invalid_file"
+        )
     return text
 
 

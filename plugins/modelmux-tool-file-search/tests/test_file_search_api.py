@@ -186,6 +186,17 @@ def test_upload_and_poll_with_a_static_chunking_strategy(client: openai.OpenAI) 
     client.files.delete(done.id)
 
 
+def test_a_pdf_is_indexed_from_its_text(client: openai.OpenAI, make_pdf: Callable[[list[str]], bytes]) -> None:
+    pdf = make_pdf(["Kestrel station manual", "The hydroponic bay grows basil under violet lamps."])
+    store = client.vector_stores.create()
+    done = client.vector_stores.files.upload_and_poll(vector_store_id=store.id, file=("manual.pdf", io.BytesIO(pdf)))
+    assert done.status == "completed", done.last_error
+    found = client.vector_stores.search(store.id, query="basil violet lamps")
+    assert found.data[0].filename == "manual.pdf" and "hydroponic bay" in found.data[0].content[0].text
+    client.vector_stores.delete(store.id)
+    client.files.delete(done.id)
+
+
 def test_a_file_that_cannot_be_read_fails_with_last_error(client: openai.OpenAI) -> None:
     store = client.vector_stores.create()
     bad = client.files.create(file=("latin1.txt", io.BytesIO("caf\xe9".encode("latin-1"))), purpose="user_data")
@@ -244,7 +255,8 @@ def test_bad_requests_are_400s_naming_the_parameter(client: openai.OpenAI) -> No
     def post_file(name: str, data: bytes, purpose: str = "assistants", **extra: str) -> httpx.Response:
         return raw(client, "POST", "/files", files={"file": (name, data)}, data={"purpose": purpose, **extra})
 
-    assert "pdf" not in error(post_file("scan.pdf", b"%PDF-1.7"))["message"].split("Supported:")[1]
+    refused = error(post_file("slides.pptx", b"PK\x03\x04"))
+    assert refused["code"] == "unsupported_file" and ".pdf" in refused["message"] and ".md" in refused["message"]
     assert error(post_file("a.txt", b"x", purpose="fine-tune"))["param"] == "purpose"
     big = error(post_file("big.txt", b"x" * 9000))
     assert big["code"] == "file_too_large" and "tools.file_search.max_file_bytes" in big["message"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 
 import pytest
 from modelmux_tool_file_search.documents import Chunking, UnsupportedFile, chunk_text, extract_text, supported
@@ -14,7 +15,7 @@ from modelmux.plugin import InvalidRequestError
 
 def test_text_like_files_are_read_and_others_refused() -> None:
     assert supported("notes.MD") and supported("main.py") and supported("Dockerfile") and supported("data.csv")
-    assert not supported("scan.pdf") and not supported("photo.png") and not supported("archive")
+    assert supported("scan.PDF") and not supported("photo.png") and not supported("archive")
     assert extract_text("a.txt", "\ufeffhello".encode()) == "hello"
     assert extract_text("a.txt", "héllo".encode("utf-16")) == "héllo"
     with pytest.raises(UnsupportedFile) as err:
@@ -25,8 +26,20 @@ def test_text_like_files_are_read_and_others_refused() -> None:
     with pytest.raises(UnsupportedFile, match="no text"):
         extract_text("a.md", b"  \n ")
     with pytest.raises(UnsupportedFile) as err:
-        extract_text("a.pdf", b"%PDF")
-    assert err.value.code == "unsupported_file" and ".md" in str(err.value)
+        extract_text("a.docx", b"PK")
+    assert err.value.code == "unsupported_file" and ".md" in str(err.value) and ".pdf" in str(err.value)
+
+
+def test_a_pdf_is_read_from_its_text_layer(make_pdf: Callable[[list[str]], bytes]) -> None:
+    assert extract_text("a.pdf", make_pdf(["Kestrel (station)\nspins", "Basil grows"])) == (
+        "Kestrel (station)\nspins\n\nBasil grows"
+    )
+    with pytest.raises(UnsupportedFile) as err:
+        extract_text("scan.pdf", make_pdf([""]))
+    assert err.value.code == "invalid_file" and "no text layer" in str(err.value)
+    with pytest.raises(UnsupportedFile) as err:
+        extract_text("broken.pdf", b"%PDF-1.4\nthis is not a pdf")
+    assert err.value.code == "invalid_file" and "could not be read" in str(err.value)
 
 
 def test_html_is_read_without_its_markup_scripts_and_styles() -> None:
