@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 from abc import ABC, abstractmethod
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -96,6 +97,27 @@ def build_matrix(version: int, rows: list[tuple[str, int, bytes]]) -> Matrix:
     return Matrix(version, file_ids, files, seqs, vectors)
 
 
+def with_file(matrix: Matrix, version: int, file_id: str, vectors: Vectors | None) -> Matrix:
+    """``matrix`` at ``version``: the rows of ``file_id`` replaced by ``vectors`` (None: removed)."""
+    import numpy as np
+
+    keep = np.ones(len(matrix.seqs), dtype=bool)
+    if file_id in matrix.file_ids:
+        keep = matrix.files != matrix.file_ids.index(file_id)
+    file_ids = list(matrix.file_ids)
+    files, seqs, rows = matrix.files[keep], matrix.seqs[keep], matrix.vectors[keep]
+    if vectors is not None and len(vectors):
+        if rows.size and rows.shape[1] != vectors.shape[1]:
+            raise ValueError("the store holds vectors of different lengths (was embedding_model changed?)")
+        if file_id not in file_ids:
+            file_ids.append(file_id)
+        at = file_ids.index(file_id)
+        files = np.concatenate([files, np.full(len(vectors), at, np.int32)])
+        seqs = np.concatenate([seqs, np.arange(len(vectors), dtype=np.int32)])
+        rows = np.concatenate([rows, vectors]) if rows.size else np.asarray(vectors, np.float32)
+    return Matrix(version, file_ids, files, seqs, rows)
+
+
 def top_hits(
     store_id: str, matrix: Matrix, queries: Vectors, k: int, allowed: set[str] | None, threshold: float
 ) -> list[Hit]:
@@ -164,13 +186,37 @@ class Index(ABC):
     async def delete_content(self, file_id: str) -> None: ...
 
     # -- chunks ----------------------------------------------------------------------------
-    @abstractmethod
     async def add_chunks(self, store_id: str, file_id: str, texts: list[str], vectors: Vectors) -> None:
         """Replace the chunks of ``file_id`` in ``store_id`` with these (unit float32 rows)."""
+        version = await self._add_chunks(store_id, file_id, texts, vectors)
+        await self._patch(store_id, version, lambda m: with_file(m, version, file_id, vectors))
 
-    @abstractmethod
     async def delete_chunks(self, store_id: str, file_id: str | None = None) -> None:
         """Remove one file's chunks from the store, or (``file_id`` None) every chunk of the store."""
+        version = await self._delete_chunks(store_id, file_id)
+        if file_id is None:
+            self._cache.pop(store_id, None)
+        else:
+            await self._patch(store_id, version, lambda m: with_file(m, version, file_id, None))
+
+    async def _patch(self, store_id: str, version: int, change: Callable[[Matrix], Matrix]) -> None:
+        """After this process changed a store: change its vectors in memory too, instead of reading
+        them all again at the next search, when nobody else changed the store in between."""
+        cached = self._cache.get(store_id)
+        if cached is None:
+            return
+        if cached.version != version - 1:
+            self._cache.pop(store_id, None)
+            return
+        self._remember(store_id, await asyncio.to_thread(change, cached))
+
+    @abstractmethod
+    async def _add_chunks(self, store_id: str, file_id: str, texts: list[str], vectors: Vectors) -> int:
+        """``add_chunks`` in the backend, bumping the store's version once: returns the new version."""
+
+    @abstractmethod
+    async def _delete_chunks(self, store_id: str, file_id: str | None) -> int:
+        """``delete_chunks`` in the backend: returns the store's new version (0 when the store went)."""
 
     @abstractmethod
     async def count_chunks(self, store_id: str) -> int: ...

@@ -108,7 +108,7 @@ class RedisIndex(Index):
             fields.append(field[0] if isinstance(field, tuple) else field)
         return fields
 
-    async def add_chunks(self, store_id: str, file_id: str, texts: list[str], vectors: Vectors) -> None:
+    async def _add_chunks(self, store_id: str, file_id: str, texts: list[str], vectors: Vectors) -> int:
         async with self._guard("add chunks"):
             old = await self._fields_of(store_id, file_id)
             async with self._redis.pipeline(transaction=True) as pipe:
@@ -123,21 +123,22 @@ class RedisIndex(Index):
                     )
                     pipe.hset(self._k("txt", store_id), mapping=dict(zip(fields, texts, strict=True)))
                 pipe.incr(self._k("ver", store_id))
-                await pipe.execute()
+                done = await pipe.execute()
+        return int(done[-1])
 
-    async def delete_chunks(self, store_id: str, file_id: str | None = None) -> None:
+    async def _delete_chunks(self, store_id: str, file_id: str | None) -> int:
         async with self._guard("delete chunks"):
             if file_id is None:
                 await self._redis.delete(self._k("vec", store_id), self._k("txt", store_id), self._k("ver", store_id))
-                self._cache.pop(store_id, None)
-                return
+                return 0
             old = await self._fields_of(store_id, file_id)
             async with self._redis.pipeline(transaction=True) as pipe:
                 if old:
                     pipe.hdel(self._k("vec", store_id), *old)
                     pipe.hdel(self._k("txt", store_id), *old)
                 pipe.incr(self._k("ver", store_id))
-                await pipe.execute()
+                done = await pipe.execute()
+        return int(done[-1])
 
     async def count_chunks(self, store_id: str) -> int:
         async with self._guard("count chunks"):

@@ -113,44 +113,43 @@ class SqliteIndex(Index):
 
     # -- chunks ----------------------------------------------------------------------------
     @staticmethod
-    def _bump(db: sqlite3.Connection, store_id: str) -> None:
-        db.execute(
+    def _bump(db: sqlite3.Connection, store_id: str) -> int:
+        row = db.execute(
             "INSERT INTO versions (store_id, version) VALUES (?, 1) "
-            "ON CONFLICT (store_id) DO UPDATE SET version = version + 1",
+            "ON CONFLICT (store_id) DO UPDATE SET version = version + 1 RETURNING version",
             (store_id,),
-        )
+        ).fetchone()
+        return int(row[0])
 
-    async def add_chunks(self, store_id: str, file_id: str, texts: list[str], vectors: Vectors) -> None:
+    async def _add_chunks(self, store_id: str, file_id: str, texts: list[str], vectors: Vectors) -> int:
         rows = [(store_id, file_id, i, text) for i, text in enumerate(texts)]
         blobs = [(store_id, file_id, i, vectors[i].tobytes()) for i in range(len(texts))]
 
-        def write(db: sqlite3.Connection) -> None:
+        def write(db: sqlite3.Connection) -> int:
             with db:  # one transaction: a search sees all of the file's chunks or none
                 db.execute("BEGIN IMMEDIATE")
                 db.execute("DELETE FROM chunks WHERE store_id = ? AND file_id = ?", (store_id, file_id))
                 db.execute("DELETE FROM vectors WHERE store_id = ? AND file_id = ?", (store_id, file_id))
                 db.executemany("INSERT INTO chunks (store_id, file_id, seq, text) VALUES (?, ?, ?, ?)", rows)
                 db.executemany("INSERT INTO vectors (store_id, file_id, seq, vector) VALUES (?, ?, ?, ?)", blobs)
-                self._bump(db, store_id)
+                return self._bump(db, store_id)
 
-        await self._run(write)
+        return await self._run(write)
 
-    async def delete_chunks(self, store_id: str, file_id: str | None = None) -> None:
-        def write(db: sqlite3.Connection) -> None:
+    async def _delete_chunks(self, store_id: str, file_id: str | None) -> int:
+        def write(db: sqlite3.Connection) -> int:
             with db:
                 db.execute("BEGIN IMMEDIATE")
                 if file_id is None:
                     db.execute("DELETE FROM chunks WHERE store_id = ?", (store_id,))
                     db.execute("DELETE FROM vectors WHERE store_id = ?", (store_id,))
                     db.execute("DELETE FROM versions WHERE store_id = ?", (store_id,))
-                else:
-                    db.execute("DELETE FROM chunks WHERE store_id = ? AND file_id = ?", (store_id, file_id))
-                    db.execute("DELETE FROM vectors WHERE store_id = ? AND file_id = ?", (store_id, file_id))
-                    self._bump(db, store_id)
+                    return 0
+                db.execute("DELETE FROM chunks WHERE store_id = ? AND file_id = ?", (store_id, file_id))
+                db.execute("DELETE FROM vectors WHERE store_id = ? AND file_id = ?", (store_id, file_id))
+                return self._bump(db, store_id)
 
-        await self._run(write)
-        if file_id is None:
-            self._cache.pop(store_id, None)
+        return await self._run(write)
 
     async def count_chunks(self, store_id: str) -> int:
         row = await self._run(

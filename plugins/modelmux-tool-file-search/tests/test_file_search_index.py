@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from modelmux_tool_file_search.index import Index, unit_rows
+from modelmux_tool_file_search.index import Index, Matrix, unit_rows
 from modelmux_tool_file_search.redis_index import IndexUnavailableError, RedisIndex
 from modelmux_tool_file_search.sqlite_index import SqliteIndex
 
@@ -99,6 +99,38 @@ async def test_vectors_are_read_again_only_when_the_store_changed(index: Index) 
     assert second is not first and len(second.seqs) == 2
 
 
+def rows_of(matrix: Matrix) -> dict[tuple[str, int], list[float]]:
+    return {
+        (matrix.file_ids[f], int(s)): [round(float(x), 5) for x in v]
+        for f, s, v in zip(matrix.files, matrix.seqs, matrix.vectors, strict=True)
+    }
+
+
+async def test_this_process_changes_its_vectors_in_memory_without_reading_them_again(
+    index: Index, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await index.add_chunks("vs_p", "file-a", ["a", "b"], vectors([1, 0, 0], [0, 1, 0]))
+    await index.matrix("vs_p")
+    reads: list[str] = []
+    load = index._load
+
+    async def counted(store_id: str) -> Matrix:
+        reads.append(store_id)
+        return await load(store_id)
+
+    monkeypatch.setattr(index, "_load", counted)
+    await index.add_chunks("vs_p", "file-b", ["c"], vectors([0, 0, 1]))
+    await index.add_chunks("vs_p", "file-a", ["d"], vectors([0, 1, 1]))  # replaces file-a's two
+    await index.add_chunks("vs_p", "file-c", ["e"], vectors([1, 1, 0]))
+    await index.delete_chunks("vs_p", "file-b")
+    patched = await index.matrix("vs_p")
+    assert reads == []
+    index._cache.clear()
+    fresh = await index.matrix("vs_p")
+    assert reads == ["vs_p"] and fresh.version == patched.version
+    assert rows_of(patched) == rows_of(fresh) and set(rows_of(fresh)) == {("file-a", 0), ("file-c", 0)}
+
+
 async def test_a_second_process_sees_the_first_ones_changes(index: Index, tmp_path: Path) -> None:
     """Two index objects on the same storage (two workers): a change by one is seen by the other's cache."""
     if isinstance(index, SqliteIndex):
@@ -111,6 +143,11 @@ async def test_a_second_process_sees_the_first_ones_changes(index: Index, tmp_pa
         assert len((await twin.matrix("vs_t")).seqs) == 1
         await index.add_chunks("vs_t", "file-b", ["b"], vectors([0, 1]))
         assert len((await twin.matrix("vs_t")).seqs) == 2
+        # the twin changes it: this one's copy is one version behind and is read again
+        await index.matrix("vs_t")
+        await twin.delete_chunks("vs_t", "file-a")
+        await index.add_chunks("vs_t", "file-c", ["c"], vectors([1, 1]))
+        assert set(rows_of(await index.matrix("vs_t"))) == {("file-b", 0), ("file-c", 0)}
     finally:
         await twin.aclose()
 
