@@ -47,5 +47,5 @@ class FileSearchSettings(ToolSettings):
         900, gt=0, description="a file still in_progress after this long reads as failed (its worker stopped)"
     )
     cache_bytes: int = Field(
-        512 * MIB, ge=0, description="memory per worker for stores' vectors kept between searches (least recent go)"
+        1024 * MIB, ge=0, description="memory per worker for stores' vectors kept between searches (least recent go)"
     )
