@@ -399,7 +399,7 @@ class Library:
         vectors: list[list[float]] = []
         for at in range(0, len(chunks), size):
             batch = chunks[at : at + size]
-            got = await embed(batch)
+            got = await embedded(embed, batch, f"indexing {filename!r}")
             if len(got) != len(batch):
                 raise ModelMuxError(f"the embeddings model answered {len(got)} vectors for {len(batch)} chunks")
             vectors.extend(got)
@@ -602,7 +602,7 @@ class Library:
                     names[(store["id"], vsfile["id"])] = (vsfile.get("_filename", ""), vsfile.get("attributes"))
         if not any(allowed.values()):
             return []
-        query_vectors = unit_rows(await embed(queries))
+        query_vectors = unit_rows(await embedded(embed, queries, "the search"))
         try:
             hits = await self.index.search([s["id"] for s in stores], query_vectors, max_results, allowed, threshold)
         except ValueError as exc:
@@ -632,6 +632,15 @@ class Library:
                 if current is not None:
                     current["last_active_at"] = now
                     await self.index.put(STORE, doc["id"], owner, current)
+
+
+async def embedded(embed: Embed, texts: Sequence[str], what: str) -> list[list[float]]:
+    """``embed(texts)``, its failure saying that the embeddings model of the setting failed."""
+    try:
+        return await embed(texts)
+    except ModelMuxError as exc:
+        exc.message = f"{what}: the embeddings model (tools.file_search.embedding_model) failed: {exc.message}"
+        raise
 
 
 def default_path() -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import itertools
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -328,3 +329,18 @@ def test_a_file_batch_is_uploaded_polled_listed_and_cancelled(client: openai.Ope
     for f in client.files.list():
         if f.filename in ("kestrel.md", "pancakes.md", "more.md"):
             client.files.delete(f.id)
+
+
+def test_an_embeddings_model_that_does_not_exist_fails_the_file_naming_the_setting(
+    tmp_path: Path, gateway_config: Callable[..., dict[str, Any]], keys: tuple[str, str]
+) -> None:
+    with run_gateway(gateway_config(tmp_path, embedding_model="no-such-model")) as running:
+        client = openai.OpenAI(base_url=running.url, api_key=keys[0], max_retries=0)
+        store = client.vector_stores.create()
+        failed = client.vector_stores.files.upload_and_poll(
+            vector_store_id=store.id, file=("a.md", io.BytesIO(b"some words"))
+        )
+        assert failed.status == "failed" and failed.last_error is not None
+        assert failed.last_error.code == "server_error"
+        assert "tools.file_search.embedding_model" in failed.last_error.message
+        assert "no-such-model" in failed.last_error.message
