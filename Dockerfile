@@ -20,7 +20,7 @@ COPY modelmux ./modelmux
 COPY plugins ./plugins
 COPY deploy/build-wheels.sh ./deploy/
 # Plugin directories under plugins/ or short names; "all" for every one, "none" for the host alone.
-ARG PLUGINS="vertex,vllm,azure,bedrock,redis,web-search"
+ARG PLUGINS="vertex,vllm,azure,bedrock,redis,web-search,file-search"
 # Extras of the host package, e.g. "otel" for OpenTelemetry tracing.
 ARG MODELMUX_EXTRAS=""
 RUN deploy/build-wheels.sh "$PLUGINS" /wheels

@@ -4,7 +4,7 @@
 #   deploy/build-wheels.sh PLUGINS OUTDIR
 #
 # PLUGINS: names separated by commas or spaces, each a directory under plugins/ or its short
-# name (vertex, vllm, azure, bedrock, redis, web-search), optionally with extras (azure[entra]); "all" for
+# name (vertex, vllm, azure, bedrock, redis, web-search, file-search), optionally with extras (azure[entra]); "all" for
 # every plugin, "" or "none" for the host alone. MODELMUX_EXTRAS (e.g. otel) adds the host's
 # extras. Needs uv and a Python with pip (UV, PYTHON override them). Runs from the repository
 # root: the Dockerfile's build stage and tests/deploy/test_ship_image_recipe.py both call it there.
