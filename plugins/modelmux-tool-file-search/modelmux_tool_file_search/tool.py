@@ -26,17 +26,12 @@ from modelmux_tool_file_search.settings import FileSearchSettings
 #: Characters of chunk text the model reads per result at most (a chunk is about 3,200 with auto chunking).
 MAX_RESULT_CHARS = 6000
 
+# One ``query`` string, as the host's in-progress item shows it (``queries: [query]``); a model
+# that sends ``queries`` (a list, as OpenAI's own file search does internally) is understood too.
 PARAMETERS: dict[str, Any] = {
     "type": "object",
-    "properties": {
-        "queries": {
-            "type": "array",
-            "items": {"type": "string"},
-            "minItems": 1,
-            "description": "One or more search queries; several phrasings find more.",
-        }
-    },
-    "required": ["queries"],
+    "properties": {"query": {"type": "string", "description": "What to search the files for."}},
+    "required": ["query"],
     "additionalProperties": False,
 }
 
@@ -143,7 +138,7 @@ class FileSearch(Tool):
         if not queries:
             return ToolOutput(
                 item={"queries": [], "results": None},
-                text="file_search needs 'queries': a list of one or more search strings.",
+                text="file_search needs 'query': what to search the files for.",
                 failed=True,
             )
         tool = call.tool
@@ -187,8 +182,8 @@ class FileSearch(Tool):
 
 
 def _queries(arguments: Mapping[str, Any]) -> list[str]:
-    """The model's queries: ``queries`` (a list, or one string), or ``query`` as some models write."""
-    raw = arguments.get("queries", arguments.get("query"))
+    """The model's queries: ``query`` (a string), or ``queries`` (a list, or one string)."""
+    raw = arguments.get("query", arguments.get("queries"))
     items = [raw] if isinstance(raw, str) else raw if isinstance(raw, list) else []
     return [q.strip() for q in items if isinstance(q, str) and q.strip()][:5]
 

@@ -48,7 +48,7 @@ class TestFileSearchContract(ToolContract):
 
     @pytest.fixture
     def tool_arguments(self) -> dict[str, Any]:
-        return {"queries": ["contract test"]}
+        return {"query": "contract test"}
 
     @pytest.fixture
     def bad_entries(self) -> list[dict[str, Any]]:
@@ -65,7 +65,7 @@ class TestFileSearchContract(ToolContract):
     async def test_the_store_is_found_and_cited(
         self, tool: FileSearch, tool_entry: dict[str, Any], tool_context: ToolContext
     ) -> None:
-        output = await self._run(tool, tool_entry, {"queries": ["contract guide"]}, tool_context, frozenset())
+        output = await self._run(tool, tool_entry, {"query": "contract guide"}, tool_context, frozenset())
         assert not output.failed and output.item["queries"] == ["contract guide"]
         assert [r["filename"] for r in output.item["results"]] == ["guide.md"]
         assert "guide.md" in output.text and "contract test reads this guide" in output.text
@@ -83,5 +83,11 @@ class TestFileSearchContract(ToolContract):
         self, tool: FileSearch, tool_entry: dict[str, Any], tool_context: ToolContext, tool_embed: Any
     ) -> None:
         stranger = ToolContext("key-stranger", "req-2", tool_context.http, tool_embed)
-        output = await self._run(tool, tool_entry, {"queries": ["guide"]}, stranger, frozenset())
+        output = await self._run(tool, tool_entry, {"query": "guide"}, stranger, frozenset())
         assert output.failed and "No such vector store" in output.text and output.item["results"] is None
+
+    async def test_a_list_of_queries_is_understood_too(
+        self, tool: FileSearch, tool_entry: dict[str, Any], tool_context: ToolContext
+    ) -> None:
+        output = await self._run(tool, tool_entry, {"queries": ["contract", " ", "guide"]}, tool_context, frozenset())
+        assert not output.failed and output.item["queries"] == ["contract", "guide"]

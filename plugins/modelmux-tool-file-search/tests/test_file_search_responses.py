@@ -46,7 +46,7 @@ def chat_model() -> web.Application:
             cited = text.split("file: ", 1)[1].split(" (", 1)[0] if "file: " in text else None
             message["content"] = f"The basil grows in the hydroponic bay [{cited}]." if cited else f"Sorry: {text}"
         elif offered:
-            args = orjson.dumps({"queries": [last["content"]]}).decode()
+            args = orjson.dumps({"query": last["content"]}).decode()
             call = {"id": "call_fs1", "type": "function", "function": {"name": "file_search", "arguments": args}}
             message["tool_calls"] = [call]
         else:
@@ -195,6 +195,8 @@ def test_a_stream_has_the_file_search_events(client: openai.OpenAI, store: Any) 
     ):
         assert kind in kinds, kinds
     assert kinds.index("response.file_search_call.completed") < kinds.index("response.output_text.done")
+    added = next(e for e in events if e.type == "response.output_item.added" and e.item.type == "file_search_call")
+    assert added.item.status == "in_progress" and added.item.queries == ["Where does the basil grow?"]
     final = events[-1]
     assert final.type == "response.completed"
     assert final.response.output_text == "The basil grows in the hydroponic bay [kestrel.md]."
