@@ -216,3 +216,23 @@ def test_a_file_search_tool_without_stores_is_a_400(client: openai.OpenAI) -> No
     with pytest.raises(openai.BadRequestError) as err:
         client.responses.create(model="chat", input="basil", tools=[{"type": "file_search", "vector_store_ids": []}])
     assert "vector_store_ids" in str(err.value)
+
+
+async def test_an_openai_agents_agent_uses_file_search_through_the_gateway(served: Served, store: Any) -> None:
+    from agents import Agent, FileSearchTool, OpenAIResponsesModel, Runner, set_tracing_disabled
+    from openai import AsyncOpenAI
+
+    set_tracing_disabled(True)
+    client = AsyncOpenAI(base_url=served.url, api_key=KEY, max_retries=0)
+    agent = Agent(
+        name="station",
+        instructions="Answer from the station's files.",
+        model=OpenAIResponsesModel(model="chat", openai_client=client),
+        tools=[FileSearchTool(vector_store_ids=[store.id], max_num_results=3, include_search_results=True)],
+    )
+    result = await Runner.run(agent, "Where does the basil grow?")
+    assert result.final_output == "The basil grows in the hydroponic bay [kestrel.md]."
+    calls = [i.raw_item for i in result.new_items if getattr(i.raw_item, "type", "") == "file_search_call"]
+    assert len(calls) == 1 and calls[0].status == "completed"
+    assert calls[0].results and calls[0].results[0].filename == "kestrel.md"
+    await client.close()
