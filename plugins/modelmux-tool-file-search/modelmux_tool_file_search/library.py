@@ -364,7 +364,8 @@ class Library:
                     return
                 await self.index.add_chunks(store_id, file_id, chunks, vectors)
                 if not await self._still(doc):  # removed meanwhile: take its chunks out again
-                    await self.index.delete_chunks(store_id, file_id)
+                    gone = await self.index.get(STORE, store_id) is None  # the whole store: its version too
+                    await self.index.delete_chunks(store_id, None if gone else file_id)
                     return
             usage = sum(len(c.encode()) for c in chunks) + int(vectors.nbytes)
             await self._finish(doc, status="completed", usage_bytes=usage)
