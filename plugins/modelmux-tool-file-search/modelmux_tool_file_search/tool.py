@@ -12,6 +12,7 @@ from modelmux.plugin import (
     Host,
     InvalidRequestError,
     ModelMuxError,
+    NotFoundError,
     Tool,
     ToolCall,
     ToolContext,
@@ -122,6 +123,14 @@ class FileSearch(Tool):
                 check_filters(tool["filters"], "filters")
             except InvalidRequestError as exc:
                 raise InvalidRequestError(f"file_search tool: {exc.message}", param="tools", code=exc.code) from exc
+
+    async def prepare(self, tool: Mapping[str, Any], ctx: ToolContext) -> None:
+        """Before the first model call: every named store exists for this key and has not expired
+        (a 400 naming ``tools``, as no model time was spent yet)."""
+        try:
+            await self._library().searchable(owner_of(ctx.key_id), list(tool.get("vector_store_ids") or []), "tools")
+        except NotFoundError as exc:
+            raise InvalidRequestError(exc.message, param="tools", code="invalid_value") from exc
 
     def function(self, tool: Mapping[str, Any]) -> dict[str, Any]:
         return {

@@ -11,7 +11,7 @@ import pytest
 from modelmux_tool_file_search.documents import Chunking
 from modelmux_tool_file_search.tool import FileSearch
 
-from modelmux.plugin import ToolContext
+from modelmux.plugin import InvalidRequestError, ToolContext
 from modelmux.testing import ToolContract
 
 
@@ -91,3 +91,12 @@ class TestFileSearchContract(ToolContract):
     ) -> None:
         output = await self._run(tool, tool_entry, {"queries": ["contract", " ", "guide"]}, tool_context, frozenset())
         assert not output.failed and output.item["queries"] == ["contract", "guide"]
+
+    async def test_prepare_refuses_a_store_this_key_does_not_have(
+        self, tool: FileSearch, tool_entry: dict[str, Any], tool_context: ToolContext, tool_embed: Any
+    ) -> None:
+        await tool.prepare(tool_entry, tool_context)  # the key's own store: fine
+        stranger = ToolContext("key-stranger", "req-3", tool_context.http, tool_embed)
+        with pytest.raises(InvalidRequestError) as err:
+            await tool.prepare(tool_entry, stranger)
+        assert err.value.param == "tools" and "No such vector store" in err.value.message

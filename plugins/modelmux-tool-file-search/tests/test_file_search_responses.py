@@ -5,23 +5,16 @@ from what it read, and the official ``openai`` SDK building a store and asking a
 from __future__ import annotations
 
 import io
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import httpx
 import openai
 import orjson
 import pytest
-import tomli_w
 from aiohttp import web
 
-from modelmux.testing import LoopbackServer, free_port, serve_aiohttp, validate
+from modelmux.testing import LoopbackServer, ServeProcess, serve_aiohttp, serve_process, validate
 
 KEY = f"sk-fs-e2e-{uuid.uuid4().hex}"
 OTHER = f"sk-fs-e2e-other-{uuid.uuid4().hex}"
@@ -78,12 +71,6 @@ def chat_model() -> web.Application:
     return app
 
 
-@dataclass
-class Served:
-    url: str
-    stderr: Path
-
-
 @pytest.fixture(scope="module")
 def upstream() -> Iterator[LoopbackServer]:
     with serve_aiohttp(chat_model()) as server:
@@ -91,7 +78,7 @@ def upstream() -> Iterator[LoopbackServer]:
 
 
 @pytest.fixture(scope="module")
-def served(upstream: LoopbackServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+def served(upstream: LoopbackServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
     """``modelmux serve`` as a user runs it: its own process, a config file, a free port."""
     tmp = tmp_path_factory.mktemp("fs-serve")
     config = {
@@ -104,40 +91,13 @@ def served(upstream: LoopbackServer, tmp_path_factory: pytest.TempPathFactory) -
         "models": {"chat": {"provider": "fake", "model": "m"}, "embed": {"provider": "echo", "model": "echo"}},
         "tools": {"file_search": {"embedding_model": "embed", "path": str(tmp / "file_search.sqlite3")}},
     }
-    path = tmp / "modelmux.toml"
-    path.write_text(tomli_w.dumps(config))
-    port = free_port()
-    exe = Path(sys.executable).parent / "modelmux"
-    stderr = tmp / "stderr.log"
-    with stderr.open("wb") as err:
-        proc = subprocess.Popen(
-            [str(exe), "serve", "--config", str(path), "--port", str(port)], stdout=subprocess.DEVNULL, stderr=err
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{url}/health/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"modelmux serve did not become ready:\n{stderr.read_text()[-3000:]}")
-            time.sleep(0.1)
-        yield Served(f"{url}/v1", stderr)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    with serve_process(config, tmp) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
-def client(served: Served) -> openai.OpenAI:
-    return openai.OpenAI(base_url=served.url, api_key=KEY, max_retries=0)
+def client(served: ServeProcess) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{served.root}/v1", api_key=KEY, max_retries=0)
 
 
 @pytest.fixture(scope="module")
@@ -202,14 +162,18 @@ def test_a_stream_has_the_file_search_events(client: openai.OpenAI, store: Any) 
     assert final.response.output_text == "The basil grows in the hydroponic bay [kestrel.md]."
 
 
-def test_another_keys_store_is_a_failed_search(served: Served, store: Any) -> None:
-    other = openai.OpenAI(base_url=served.url, api_key=OTHER, max_retries=0)
-    response = other.responses.create(
-        model="chat", input="basil", tools=[{"type": "file_search", "vector_store_ids": [store.id]}]
-    )
-    call = response.output[0]
-    assert call.type == "file_search_call" and call.status == "failed"
-    assert response.output_text.startswith("Sorry: file_search failed: No such vector store")
+def test_another_keys_store_is_a_400_before_the_model_is_called(
+    served: ServeProcess, store: Any, upstream: LoopbackServer
+) -> None:
+    other = openai.OpenAI(base_url=f"{served.root}/v1", api_key=OTHER, max_retries=0)
+    asked = len(upstream.requests)
+    with pytest.raises(openai.BadRequestError) as err:
+        other.responses.create(
+            model="chat", input="basil", tools=[{"type": "file_search", "vector_store_ids": [store.id]}]
+        )
+    assert f"No such vector store: {store.id}" in str(err.value)
+    assert err.value.body["param"].startswith("tools")  # type: ignore[index]
+    assert len(upstream.requests) == asked  # no model time spent
 
 
 def test_a_file_search_tool_without_stores_is_a_400(client: openai.OpenAI) -> None:
@@ -218,12 +182,12 @@ def test_a_file_search_tool_without_stores_is_a_400(client: openai.OpenAI) -> No
     assert "vector_store_ids" in str(err.value)
 
 
-async def test_an_openai_agents_agent_uses_file_search_through_the_gateway(served: Served, store: Any) -> None:
+async def test_an_openai_agents_agent_uses_file_search_through_the_gateway(served: ServeProcess, store: Any) -> None:
     from agents import Agent, FileSearchTool, OpenAIResponsesModel, Runner, set_tracing_disabled
     from openai import AsyncOpenAI
 
     set_tracing_disabled(True)
-    client = AsyncOpenAI(base_url=served.url, api_key=KEY, max_retries=0)
+    client = AsyncOpenAI(base_url=f"{served.root}/v1", api_key=KEY, max_retries=0)
     agent = Agent(
         name="station",
         instructions="Answer from the station's files.",
